@@ -1,0 +1,83 @@
+/*
+ * assoc: the table of TRANSPARENT associations and the N2 side of the
+ * daemon: allocates ids (ct mark) and BND ports, and drives the kernel
+ * back ends (nft/fw, conntrack/ct).  It keeps its own record of what it
+ * installed and never reads the kernel's rules back.
+ *
+ * Requests are coalesced: opens and closes queued during one loop
+ * iteration go to the kernel in one nftables transaction each, just
+ * before the loop sleeps (ev_prepare).  Results come back through the
+ * callbacks given to assoc_open().
+ *
+ * Teardown order: elements first, then conntrack entries (else a packet
+ * in between would re-create a NATed entry).  The bound endpoint stays in
+ * the guard set for a short quarantine, so late packets of the flow are
+ * dropped silently instead of re-creating conntrack entries or drawing a
+ * RST; then the port is released.
+ */
+#ifndef SOCKSGATE_ASSOC_H
+#define SOCKSGATE_ASSOC_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cfg.h"
+
+struct srv;
+struct assoc;
+struct assoc_table;
+
+enum assoc_end {
+	ASSOC_END_N1_CLOSED = 0,
+	ASSOC_END_TARGET_FIN,
+	ASSOC_END_FLOW_END,
+	ASSOC_END_IDLE,
+	ASSOC_END_OPERATOR,
+	ASSOC_END_SHUTDOWN,
+	ASSOC_END_POLICY,
+};
+
+struct assoc_cbs {
+	/* Setup finished: rep is S5_REP_SUCCEEDED and bnd is set, or a
+	 * failure code (the association is then already freed). */
+	void (*ready)(void *arg, uint8_t rep, const struct sockaddr *bnd);
+	/* The association ended on its own (not through assoc_close). */
+	void (*ended)(void *arg, enum assoc_end why);
+};
+
+struct assoc_req {
+	uint8_t proto;
+	struct sockaddr_storage src; /* S.ADDR:S.PORT */
+	struct sockaddr_storage bnd; /* BND.ADDR (port allocated here) */
+	struct sockaddr_storage dst; /* DST.ADDR:DST.PORT */
+	struct sockaddr_storage client; /* N1 peer, for the comment */
+	const char *user;
+	uint64_t session_id;
+};
+
+/* Opens the back ends; if nftables or conntrack are unavailable the table
+ * still exists and every open fails with X'01' (the daemon keeps serving
+ * the other commands).  Returns NULL only when out of memory. */
+struct assoc_table *assoc_table_new(struct srv *srv, const struct cfg *cfg);
+/* First step of shutdown: drops the nftables table (closing its owning
+ * socket) and purges our conntrack entries; later assoc_close() calls
+ * only log and free. */
+void assoc_table_shutdown(struct assoc_table *t);
+/* Ends every association (reason shutdown) and closes the back ends. */
+void assoc_table_free(struct assoc_table *t);
+/* Applies a new configuration (snat mode). */
+void assoc_table_reconfigure(struct assoc_table *t, const struct cfg *cfg);
+bool assoc_table_available(const struct assoc_table *t);
+
+/* Queues the setup of an association.  Returns it (pending), or NULL if
+ * refused at once: *rep then says why (limits, no free port). */
+struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
+			 const struct assoc_cbs *cbs, void *arg, uint8_t *rep);
+/* Ends an association: no callback is called afterwards. */
+void assoc_close(struct assoc *a, enum assoc_end why);
+uint32_t assoc_id(const struct assoc *a);
+const char *assoc_end_str(enum assoc_end e);
+
+#endif

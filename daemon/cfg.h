@@ -1,0 +1,67 @@
+/*
+ * cfg: the configuration file.  One directive per line, `#` comments.
+ * cfg_parse_buf() is pure (text in, struct out, "file:line: message" on
+ * error); cfg_load() reads a file and calls it.  The daemon swaps a whole
+ * new struct cfg in on SIGHUP only when it parsed cleanly.
+ */
+#ifndef SOCKSGATE_CFG_H
+#define SOCKSGATE_CFG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "pol.h"
+
+#define CFG_DEFAULT_PATH "/etc/socksgate/socksgated.conf"
+#define CFG_DEFAULT_CONTROL "/run/socksgate/control.sock"
+#define CFG_MAX_LISTEN 16
+
+enum cfg_snat { CFG_SNAT_MASQUERADE = 0, CFG_SNAT_ADDRESS, CFG_SNAT_NONE };
+
+/* PTCL numbers TRANSPARENT can relay: protocols with ports. */
+#define CFG_PTCL_TCP 6
+#define CFG_PTCL_UDP 17
+#define CFG_PTCL_DCCP 33
+#define CFG_PTCL_SCTP 132
+#define CFG_PTCL_UDPLITE 136
+
+struct cfg {
+	struct sockaddr_storage listen[CFG_MAX_LISTEN];
+	size_t nlisten;
+	uint8_t auth[2]; /* methods offered, in preference order */
+	size_t nauth;
+	char users_file[PATH_MAX];
+	unsigned timeout_handshake, timeout_connect, timeout_idle;
+	unsigned timeout_bind, timeout_assoc_idle; /* 0 = none */
+	unsigned max_clients;
+	struct pol_rule *rules;
+	size_t nrules;
+	int log_level;
+	/* TRANSPARENT */
+	struct sockaddr_storage relay4, relay6; /* ss_family 0 when unset */
+	uint16_t relay_port_lo, relay_port_hi;
+	enum cfg_snat snat;
+	struct sockaddr_storage snat4, snat6; /* CFG_SNAT_ADDRESS */
+	bool ptcl_enabled[256];
+	bool transparent_source_any;
+	unsigned max_associations;
+	char control_path[PATH_MAX];
+};
+
+/* Fills *c with the defaults (no listeners, no rules). */
+void cfg_defaults(struct cfg *c);
+/* Parses text; fname is used in messages only.  On error returns -1 and
+ * writes "fname:line: message" into err; *c is then freed and zeroed. */
+int cfg_parse_buf(const char *buf, size_t len, const char *fname,
+		  struct cfg *c, char *err, size_t errlen);
+/* Reads and parses path; -1 with err set on failure. */
+int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen);
+/* Frees what cfg_parse_buf allocated. */
+void cfg_free(struct cfg *c);
+/* "tcp" -> 6 ...; -1 if unknown. Also accepts a number 1..255. */
+int cfg_ptcl_parse(const char *s);
+
+#endif

@@ -1,0 +1,228 @@
+/*
+ * dns: see dns.h.  c-ares tells us which sockets to watch through its
+ * socket-state callback; we keep one ev_io per socket in a small list and
+ * re-arm one ev_timer from ares_timeout() after every step.
+ */
+#include "dns.h"
+
+#include <ares.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dns_io {
+	ev_io w;
+	struct dns *d;
+	struct dns_io *next;
+};
+
+struct dns {
+	struct ev_loop *loop;
+	ares_channel ch;
+	ev_timer timer;
+	struct dns_io *ios;
+	bool freeing;
+};
+
+struct dns_query {
+	struct dns *d;
+	dns_cb cb;
+	void *arg;
+	struct dns_query **handle;
+};
+
+static void dns_rearm(struct dns *d)
+{
+	struct timeval tv, *tvp;
+
+	ev_timer_stop(d->loop, &d->timer);
+	tvp = ares_timeout(d->ch, NULL, &tv);
+	if (tvp == NULL)
+		return;
+	ev_timer_set(&d->timer, (double)tvp->tv_sec + tvp->tv_usec / 1e6, 0.);
+	ev_timer_start(d->loop, &d->timer);
+}
+
+static void dns_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct dns_io *io = (struct dns_io *)w;
+	struct dns *d = io->d;
+	int fd = w->fd;
+
+	(void)loop;
+	ares_process_fd(d->ch, (revents & EV_READ) ? fd : ARES_SOCKET_BAD,
+			(revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	dns_rearm(d);
+}
+
+static void dns_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct dns *d = (struct dns *)((char *)w - offsetof(struct dns, timer));
+
+	(void)loop;
+	(void)revents;
+	ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_rearm(d);
+}
+
+static void dns_sock_state(void *data, ares_socket_t s, int readable,
+			   int writable)
+{
+	struct dns *d = data;
+	struct dns_io **pp, *io;
+
+	for (pp = &d->ios; *pp && (*pp)->w.fd != s; pp = &(*pp)->next)
+		;
+	io = *pp;
+	if (io) {
+		ev_io_stop(d->loop, &io->w);
+		if (!readable && !writable) {
+			*pp = io->next;
+			free(io);
+			return;
+		}
+	} else {
+		if (!readable && !writable)
+			return;
+		io = calloc(1, sizeof(*io));
+		if (io == NULL)
+			return; /* the query times out instead */
+		io->d = d;
+		io->next = d->ios;
+		d->ios = io;
+	}
+	ev_io_init(&io->w, dns_io_cb, s,
+		   (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
+	ev_io_start(d->loop, &io->w);
+}
+
+struct dns *dns_new(struct ev_loop *loop, char *err, size_t errlen)
+{
+	struct ares_options opts;
+	struct dns *d;
+	int rc;
+
+	rc = ares_library_init(ARES_LIB_INIT_ALL);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		return NULL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->loop = loop;
+	memset(&opts, 0, sizeof(opts));
+	opts.sock_state_cb = dns_sock_state;
+	opts.sock_state_cb_data = d;
+	opts.lookups = (char *)"fb";
+	rc = ares_init_options(&d->ch, &opts,
+			       ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		free(d);
+		return NULL;
+	}
+	ev_init(&d->timer, dns_timer_cb);
+	return d;
+}
+
+void dns_free(struct dns *d)
+{
+	if (d == NULL)
+		return;
+	d->freeing = true;
+	ares_destroy(d->ch); /* calls every callback with ARES_EDESTRUCTION */
+	ev_timer_stop(d->loop, &d->timer);
+	while (d->ios) {
+		struct dns_io *io = d->ios;
+		d->ios = io->next;
+		ev_io_stop(d->loop, &io->w);
+		free(io);
+	}
+	free(d);
+	ares_library_cleanup();
+}
+
+static void dns_done(void *arg, int status, int timeouts,
+		     struct ares_addrinfo *res)
+{
+	struct dns_query *q = arg;
+	struct sockaddr_storage addrs[DNS_MAX_ADDRS];
+	enum dns_result r = DNS_OK;
+	size_t n = 0;
+
+	(void)timeouts;
+	if (status == ARES_SUCCESS && res) {
+		for (struct ares_addrinfo_node *ai = res->nodes;
+		     ai && n < DNS_MAX_ADDRS; ai = ai->ai_next) {
+			if (ai->ai_family != AF_INET &&
+			    ai->ai_family != AF_INET6)
+				continue;
+			if ((size_t)ai->ai_addrlen > sizeof(addrs[0]))
+				continue;
+			memset(&addrs[n], 0, sizeof(addrs[n]));
+			memcpy(&addrs[n], ai->ai_addr, ai->ai_addrlen);
+			n++;
+		}
+		if (n == 0)
+			r = DNS_NOTFOUND;
+	} else if (status == ARES_ENOTFOUND || status == ARES_ENODATA ||
+		   status == ARES_ENONAME) {
+		r = DNS_NOTFOUND;
+	} else {
+		r = DNS_FAILED;
+	}
+	if (res)
+		ares_freeaddrinfo(res);
+	if (q->handle)
+		*q->handle = NULL;
+	if (q->cb && !q->d->freeing)
+		q->cb(q->arg, r, addrs, n);
+	free(q);
+}
+
+int dns_resolve(struct dns *d, const char *name, int family, dns_cb cb,
+		void *arg, struct dns_query **handle)
+{
+	struct ares_addrinfo_hints hints;
+	struct dns_query *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return -1;
+	q->d = d;
+	q->cb = cb;
+	q->arg = arg;
+	q->handle = handle;
+	*handle = q;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	ares_getaddrinfo(d->ch, name, NULL, &hints, dns_done, q);
+	dns_rearm(d);
+	return 0;
+}
+
+void dns_cancel(struct dns_query **handle)
+{
+	if (*handle) {
+		(*handle)->cb = NULL;
+		(*handle)->handle = NULL;
+		*handle = NULL;
+	}
+}
+
+const char *dns_result_str(enum dns_result r)
+{
+	switch (r) {
+	case DNS_OK:
+		return "ok";
+	case DNS_NOTFOUND:
+		return "name not found";
+	case DNS_FAILED:
+		return "resolver failure";
+	}
+	return "?";
+}

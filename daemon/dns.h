@@ -1,0 +1,44 @@
+/*
+ * dns: asynchronous name resolution with c-ares on the daemon's libev loop.
+ * Never blocks: c-ares sockets are watched by ev_io and its timeouts by
+ * one ev_timer.  /etc/hosts is consulted before DNS (c-ares "fb" lookups).
+ */
+#ifndef SOCKSGATE_DNS_H
+#define SOCKSGATE_DNS_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define DNS_MAX_ADDRS 8
+
+enum dns_result {
+	DNS_OK = 0,
+	DNS_NOTFOUND, /* the name has no address of the wanted family */
+	DNS_FAILED,   /* server failure, timeout, refused... */
+};
+
+struct dns;
+struct dns_query;
+
+/* Called once per query unless it was cancelled.  addrs have port 0. */
+typedef void (*dns_cb)(void *arg, enum dns_result res,
+		       const struct sockaddr_storage *addrs, size_t n);
+
+struct dns *dns_new(struct ev_loop *loop, char *err, size_t errlen);
+/* Cancels every pending query silently and frees the resolver. */
+void dns_free(struct dns *d);
+/*
+ * Starts a lookup.  family: AF_INET, AF_INET6 or AF_UNSPEC.  *handle is
+ * set to the pending query and reset to NULL just before cb runs (which
+ * may happen before dns_resolve returns, for names in /etc/hosts), so the
+ * caller's handle is always either pending or NULL.  Returns -1 on
+ * allocation failure (cb is then never called).
+ */
+int dns_resolve(struct dns *d, const char *name, int family, dns_cb cb,
+		void *arg, struct dns_query **handle);
+/* The callback of *handle will not be called; *handle becomes NULL. */
+void dns_cancel(struct dns_query **handle);
+const char *dns_result_str(enum dns_result r);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * socksgated: SOCKS5 gateway daemon (RFC 1928, RFC 1929, TRANSPARENT).
+ * main parses options, loads the configuration, and runs srv.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "auth.h"
+#include "cfg.h"
+#include "log.h"
+#include "srv.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: socksgated [-fnd] [-c FILE]\n"
+		   "  -c FILE  configuration file (default " CFG_DEFAULT_PATH
+		   ")\n"
+		   "  -f       stay in the foreground, log to stderr\n"
+		   "  -n       check the configuration and exit 0 or 1\n"
+		   "  -d       debug logging (overrides log-level)\n"
+		   "  -V       print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static struct srv srv; /* large; one per process */
+	const char *path = CFG_DEFAULT_PATH;
+	bool foreground = false, check = false, debug = false;
+	char err[512];
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:fndVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'V':
+			printf("socksgated %s\n", SOCKSGATE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	log_init(1, LOG_LVL_INFO, "socksgated");
+	if (cfg_load(path, &srv.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check) {
+		struct auth_db *db;
+		if (srv_load_users(&srv.cfg, &db) < 0)
+			return 1;
+		auth_free(db);
+		cfg_free(&srv.cfg);
+		printf("%s: configuration OK\n", path);
+		return 0;
+	}
+	snprintf(srv.cfg_path, sizeof(srv.cfg_path), "%s", path);
+	log_init(foreground, debug ? LOG_LVL_DEBUG
+				   : (enum log_level)srv.cfg.log_level,
+		 "socksgated");
+	if (!foreground && daemon(0, 0) < 0)
+		fatal("daemon");
+	struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
+	if (loop == NULL)
+		fatalx("cannot initialise libev with epoll");
+	if (srv_init(&srv, loop) < 0) {
+		srv_free(&srv);
+		return 1;
+	}
+	log_info("socksgated %s started", SOCKSGATE_VERSION);
+	srv_run(&srv);
+	srv_free(&srv);
+	ev_loop_destroy(loop);
+	log_info("socksgated stopped");
+	return 0;
+}

@@ -1,0 +1,210 @@
+/*
+ * sess_transparent: the TRANSPARENT command (draft-lucioni).  Resolve
+ * S.ADDR and DST.ADDR if they are names, check (sess_check_transparent),
+ * then ask the association table to install the relay; reply with BND
+ * once the kernel has it, and hold N1 open: its end ends the association.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "addr.h"
+#include "assoc.h"
+#include "log.h"
+#include "sess.h"
+#include "sess_check.h"
+#include "srv.h"
+
+static void tp_resolve_next(struct sess *s);
+
+static void tp_ready(void *arg, uint8_t rep, const struct sockaddr *bnd)
+{
+	struct sess *s = arg;
+	int on = 1, idle = 60, intvl = 10, cnt = 3;
+
+	if (rep != S5_REP_SUCCEEDED) {
+		s->assoc = NULL; /* freed by the table */
+		sess_reply(s, rep, NULL);
+		return;
+	}
+	/* A client that vanishes without FIN must not hold the relay
+	 * forever: keepalive probes end N1 after ~90 s of silence. */
+	setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	s->state = SESS_TRANSPARENT;
+	sess_reply(s, S5_REP_SUCCEEDED, bnd);
+	/* Watch N1: EOF, RST or a keepalive failure ends the association. */
+	ev_io_start(s->srv->loop, &s->rd);
+}
+
+static void tp_ended(void *arg, enum assoc_end why)
+{
+	struct sess *s = arg;
+
+	(void)why;
+	s->assoc = NULL;
+	sess_end(s, SESS_END_ASSOC);
+}
+
+static void tp_proceed(struct sess *s)
+{
+	static const struct assoc_cbs cbs = {tp_ready, tp_ended};
+	struct tp_check_in in = {
+		.cfg = &s->srv->cfg,
+		.peer = (struct sockaddr *)&s->peer,
+		.local = (struct sockaddr *)&s->local,
+		.ptcl = s->req.ptcl,
+		.src = (struct sockaddr *)&s->tp_src,
+		.dst = (struct sockaddr *)&s->tp_dst,
+		.dst_name = s->req.dst.atyp == S5_ATYP_DOMAIN
+				    ? s->req.dst.u.dom.name
+				    : NULL,
+		.user = s->authed && s->user[0] ? s->user : NULL,
+	};
+	struct tp_check_out out;
+	struct assoc_req r;
+	uint8_t rep = sess_check_transparent(&in, &out);
+
+	ev_timer_stop(s->srv->loop, &s->timer);
+	if (rep != S5_REP_SUCCEEDED) {
+		char src[ADDR_STRLEN], dst[ADDR_STRLEN];
+		log_info("session %llu: TRANSPARENT ptcl %u %s -> %s refused "
+			 "(0x%02x): %s",
+			 (unsigned long long)s->id, s->req.ptcl,
+			 addr_str(in.src, src, sizeof(src)),
+			 addr_str(in.dst, dst, sizeof(dst)), rep, out.why);
+		sess_reply(s, rep, NULL);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.proto = s->req.ptcl;
+	r.src = s->tp_src;
+	r.dst = s->tp_dst;
+	r.bnd = out.bnd;
+	r.client = s->peer;
+	r.user = in.user;
+	r.session_id = s->id;
+	s->assoc = assoc_open(s->srv->assocs, &r, &cbs, s, &rep);
+	if (s->assoc == NULL) {
+		sess_reply(s, rep, NULL);
+		return;
+	}
+	s->assoc_id = assoc_id(s->assoc);
+	/* tp_ready() answers once the kernel has the elements. */
+}
+
+static void tp_resolved(void *arg, enum dns_result res,
+			const struct sockaddr_storage *addrs, size_t n)
+{
+	struct sess *s = arg;
+	bool src_pending = s->tp_src.ss_family == 0;
+	struct sockaddr_storage *slot = src_pending ? &s->tp_src : &s->tp_dst;
+	const struct s5_addr *w = src_pending ? &s->req.src : &s->req.dst;
+	int want = 0;
+
+	if (res != DNS_OK) {
+		log_info("session %llu: %s: %s", (unsigned long long)s->id,
+			 w->u.dom.name, dns_result_str(res));
+		sess_reply(s, S5_REP_HOST_UNREACH, NULL);
+		return;
+	}
+	/* Prefer the family of the other end if it is known. */
+	if (!src_pending)
+		want = s->tp_src.ss_family;
+	else if (s->req.dst.atyp != S5_ATYP_DOMAIN)
+		want = s->req.dst.atyp == S5_ATYP_IPV6 ? AF_INET6 : AF_INET;
+	*slot = addrs[0];
+	for (size_t i = 0; i < n; i++) {
+		if (addrs[i].ss_family == want) {
+			*slot = addrs[i];
+			break;
+		}
+	}
+	addr_set_port((struct sockaddr *)slot, w->port);
+	tp_resolve_next(s);
+}
+
+/* Resolves S then DST where they are names, then proceeds. */
+static void tp_resolve_next(struct sess *s)
+{
+	const struct s5_addr *w = NULL;
+	int family = AF_UNSPEC;
+
+	if (s->tp_src.ss_family == 0)
+		w = &s->req.src;
+	else if (s->tp_dst.ss_family == 0)
+		w = &s->req.dst;
+	if (w == NULL) {
+		tp_proceed(s);
+		return;
+	}
+	if (w == &s->req.dst)
+		family = s->tp_src.ss_family;
+	else if (s->req.dst.atyp == S5_ATYP_IPV4)
+		family = AF_INET;
+	else if (s->req.dst.atyp == S5_ATYP_IPV6)
+		family = AF_INET6;
+	s->state = SESS_RESOLVING;
+	if (dns_resolve(s->srv->dns, w->u.dom.name, family, tp_resolved, s,
+			&s->dnsq) < 0)
+		sess_reply(s, S5_REP_GENERAL, NULL);
+}
+
+void sess_transparent_start(struct sess *s)
+{
+	struct srv *srv = s->srv;
+
+	ev_io_stop(srv->loop, &s->rd);
+	/* Checked before any name is resolved: an unknown PTCL needs no
+	 * lookup to be refused. */
+	if (!srv->cfg.ptcl_enabled[s->req.ptcl]) {
+		log_info("session %llu: TRANSPARENT ptcl %u not enabled",
+			 (unsigned long long)s->id, s->req.ptcl);
+		sess_reply(s, S5_REP_PTCL_UNSUPPORTED, NULL);
+		return;
+	}
+	if (!assoc_table_available(srv->assocs)) {
+		sess_reply(s, S5_REP_GENERAL, NULL);
+		return;
+	}
+	memset(&s->tp_src, 0, sizeof(s->tp_src));
+	memset(&s->tp_dst, 0, sizeof(s->tp_dst));
+	if (s->req.src.atyp != S5_ATYP_DOMAIN)
+		addr_from_s5(&s->req.src, &s->tp_src);
+	if (s->req.dst.atyp != S5_ATYP_DOMAIN)
+		addr_from_s5(&s->req.dst, &s->tp_dst);
+	/* Mixed literal families need no lookup either. */
+	if (s->tp_src.ss_family && s->tp_dst.ss_family &&
+	    s->tp_src.ss_family != s->tp_dst.ss_family) {
+		sess_reply(s, S5_REP_ATYP_UNSUPPORTED, NULL);
+		return;
+	}
+	/* Name lookups and installation are bounded by the connect
+	 * timeout (sess_timer_cb replies X'04' on expiry). */
+	ev_timer_set(&s->timer, (double)srv->cfg.timeout_connect, 0.);
+	ev_timer_start(srv->loop, &s->timer);
+	tp_resolve_next(s);
+}
+
+void sess_transparent_stop(struct sess *s, enum sess_end why)
+{
+	enum assoc_end e;
+
+	dns_cancel(&s->dnsq);
+	if (s->assoc == NULL)
+		return;
+	switch (why) {
+	case SESS_END_SHUTDOWN:
+		e = ASSOC_END_SHUTDOWN;
+		break;
+	default:
+		e = ASSOC_END_N1_CLOSED;
+		break;
+	}
+	assoc_close(s->assoc, e);
+	s->assoc = NULL;
+}

@@ -1,0 +1,335 @@
+/*
+ * srv: see srv.h.  Listeners and accept, signals, configuration reload,
+ * and shutdown.  Accept never spins: when fds run out (EMFILE, ENFILE) or
+ * max-clients is reached the listeners are paused, and resumed by a timer
+ * or when a session ends.
+ */
+#include "srv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "assoc.h"
+#include "auth.h"
+#include "dns.h"
+#include "log.h"
+#include "sess.h"
+
+#define SRV_ACCEPT_BURST 64
+#define SRV_ACCEPT_RETRY 0.5
+
+static void srv_listeners_set(struct srv *s, bool on)
+{
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		if (on)
+			ev_io_start(s->loop, &s->listeners[i].w);
+		else
+			ev_io_stop(s->loop, &s->listeners[i].w);
+	}
+}
+
+static void srv_pause_accept(struct srv *s)
+{
+	if (!s->accept_paused) {
+		s->accept_paused = true;
+		srv_listeners_set(s, false);
+	}
+}
+
+static void srv_maybe_resume(struct srv *s)
+{
+	if (s->accept_paused && !s->stopping &&
+	    !ev_is_active(&s->accept_retry) &&
+	    s->nsessions < s->cfg.max_clients) {
+		s->accept_paused = false;
+		srv_listeners_set(s, true);
+	}
+}
+
+void srv_session_gone(struct srv *s)
+{
+	srv_maybe_resume(s);
+}
+
+static void srv_accept_retry_cb(struct ev_loop *loop, ev_timer *w, int rev)
+{
+	struct srv *s = w->data;
+
+	(void)loop;
+	(void)rev;
+	srv_maybe_resume(s);
+}
+
+static void srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct srv_listener *l = (struct srv_listener *)w;
+	struct srv *s = l->srv;
+
+	(void)revents;
+	for (int i = 0; i < SRV_ACCEPT_BURST; i++) {
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &pl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR ||
+			    errno == ECONNABORTED)
+				return;
+			s->stats.accept_errors++;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept: pausing for %.1fs",
+					 SRV_ACCEPT_RETRY);
+				srv_pause_accept(s);
+				ev_timer_set(&s->accept_retry,
+					     SRV_ACCEPT_RETRY, 0.);
+				ev_timer_start(loop, &s->accept_retry);
+				return;
+			}
+			log_warn("accept");
+			return;
+		}
+		if (sess_new(s, fd, &peer) == NULL) {
+			log_warnx("out of memory for a session");
+			close(fd);
+		}
+		if (s->nsessions >= s->cfg.max_clients) {
+			log_info("max-clients (%u) reached: pausing accept",
+				 s->cfg.max_clients);
+			srv_pause_accept(s);
+			return;
+		}
+	}
+}
+
+static int srv_listen_open(struct srv_listener *l,
+			   const struct sockaddr_storage *addr)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)addr;
+	char name[ADDR_STRLEN];
+	int one = 1, fd;
+
+	addr_str(sa, name, sizeof(name));
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd < 0) {
+		log_warn("listen %s: socket", name);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, addr_len(sa)) < 0 || listen(fd, 511) < 0) {
+		log_warn("listen %s", name);
+		close(fd);
+		return -1;
+	}
+	l->fd = fd;
+	l->addr = *addr;
+	log_info("listening on %s", name);
+	return 0;
+}
+
+static bool same_addr(const struct sockaddr_storage *a,
+		      const struct sockaddr_storage *b)
+{
+	return addr_eq_ip((const struct sockaddr *)a,
+			  (const struct sockaddr *)b) &&
+	       addr_port((const struct sockaddr *)a) ==
+		       addr_port((const struct sockaddr *)b);
+}
+
+/* Makes the listeners match c: keeps the ones still wanted, opens new
+ * ones, closes the rest.  Returns -1 if a new one could not be opened
+ * (the old set is then left as it was). */
+static int srv_listeners_apply(struct srv *s, const struct cfg *c)
+{
+	struct srv_listener next[CFG_MAX_LISTEN];
+	bool kept[CFG_MAX_LISTEN] = {false};
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->nlisten; i++) {
+		size_t j;
+		for (j = 0; j < s->nlisteners; j++)
+			if (!kept[j] &&
+			    same_addr(&s->listeners[j].addr, &c->listen[i]))
+				break;
+		if (j < s->nlisteners) {
+			kept[j] = true;
+			next[n] = s->listeners[j];
+			ev_io_stop(s->loop, &s->listeners[j].w);
+		} else if (srv_listen_open(&next[n], &c->listen[i]) < 0) {
+			for (size_t k = 0; k < n; k++) {
+				bool old = false;
+				for (size_t m = 0; m < s->nlisteners; m++)
+					old |= next[k].fd ==
+					       s->listeners[m].fd;
+				if (!old)
+					close(next[k].fd);
+			}
+			if (!s->accept_paused)
+				srv_listeners_set(s, true);
+			return -1;
+		}
+		n++;
+	}
+	for (size_t j = 0; j < s->nlisteners; j++) {
+		if (!kept[j]) {
+			ev_io_stop(s->loop, &s->listeners[j].w);
+			close(s->listeners[j].fd);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		s->listeners[i] = next[i];
+		s->listeners[i].srv = s;
+		ev_io_init(&s->listeners[i].w, srv_accept_cb,
+			   s->listeners[i].fd, EV_READ);
+	}
+	s->nlisteners = n;
+	if (!s->accept_paused)
+		srv_listeners_set(s, true);
+	return 0;
+}
+
+int srv_load_users(const struct cfg *c, struct auth_db **out)
+{
+	char err[512];
+
+	*out = NULL;
+	if (c->users_file[0] == '\0')
+		return 0;
+	*out = auth_load(c->users_file, err, sizeof(err));
+	if (*out == NULL) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void srv_reload(struct srv *s)
+{
+	struct cfg next;
+	struct auth_db *auth;
+	char err[512];
+
+	log_info("SIGHUP: reloading %s", s->cfg_path);
+	if (cfg_load(s->cfg_path, &next, err, sizeof(err)) < 0) {
+		log_error("%s; keeping the running configuration", err);
+		return;
+	}
+	if (srv_load_users(&next, &auth) < 0) {
+		log_error("keeping the running configuration");
+		cfg_free(&next);
+		return;
+	}
+	if (srv_listeners_apply(s, &next) < 0) {
+		log_error("keeping the running configuration");
+		auth_free(auth);
+		cfg_free(&next);
+		return;
+	}
+	auth_free(s->auth);
+	s->auth = auth;
+	cfg_free(&s->cfg);
+	s->cfg = next;
+	log_set_level((enum log_level)s->cfg.log_level);
+	if (s->assocs)
+		assoc_table_reconfigure(s->assocs, &s->cfg);
+	srv_maybe_resume(s);
+	log_info("configuration reloaded");
+}
+
+static void srv_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct srv *s = w->data;
+
+	(void)revents;
+	if (w->signum == SIGHUP) {
+		srv_reload(s);
+		return;
+	}
+	log_info("signal %d: shutting down", w->signum);
+	s->stopping = true;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Routers run many sessions: take every fd the hard limit allows. */
+static void srv_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int srv_init(struct srv *s, struct ev_loop *loop)
+{
+	char err[256];
+
+	s->loop = loop;
+	signal(SIGPIPE, SIG_IGN); /* splice(2) to a closed socket */
+	srv_raise_nofile();
+	s->dns = dns_new(loop, err, sizeof(err));
+	if (s->dns == NULL) {
+		log_error("resolver: %s", err);
+		return -1;
+	}
+	if (srv_load_users(&s->cfg, &s->auth) < 0)
+		return -1;
+	s->assocs = assoc_table_new(s, &s->cfg);
+	if (s->assocs == NULL)
+		return -1;
+	ev_timer_init(&s->accept_retry, srv_accept_retry_cb, 0., 0.);
+	s->accept_retry.data = s;
+	if (srv_listeners_apply(s, &s->cfg) < 0)
+		return -1;
+	ev_signal_init(&s->sig_int, srv_signal_cb, SIGINT);
+	ev_signal_init(&s->sig_term, srv_signal_cb, SIGTERM);
+	ev_signal_init(&s->sig_hup, srv_signal_cb, SIGHUP);
+	s->sig_int.data = s->sig_term.data = s->sig_hup.data = s;
+	ev_signal_start(loop, &s->sig_int);
+	ev_signal_start(loop, &s->sig_term);
+	ev_signal_start(loop, &s->sig_hup);
+	return 0;
+}
+
+void srv_run(struct srv *s)
+{
+	ev_run(s->loop, 0);
+	s->stopping = true;
+	srv_listeners_set(s, false);
+	assoc_table_shutdown(s->assocs);
+	while (s->sessions)
+		sess_end(s->sessions, SESS_END_SHUTDOWN);
+}
+
+void srv_free(struct srv *s)
+{
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		ev_io_stop(s->loop, &s->listeners[i].w);
+		close(s->listeners[i].fd);
+	}
+	s->nlisteners = 0;
+	ev_timer_stop(s->loop, &s->accept_retry);
+	ev_signal_stop(s->loop, &s->sig_int);
+	ev_signal_stop(s->loop, &s->sig_term);
+	ev_signal_stop(s->loop, &s->sig_hup);
+	assoc_table_free(s->assocs);
+	s->assocs = NULL;
+	dns_free(s->dns);
+	s->dns = NULL;
+	auth_free(s->auth);
+	s->auth = NULL;
+	cfg_free(&s->cfg);
+}

@@ -1,0 +1,67 @@
+/*
+ * srv: the daemon's context: configuration, listeners, signals, the list
+ * of sessions, counters, and the kernel-facing back ends.  Passed to every
+ * module instead of globals.
+ */
+#ifndef SOCKSGATE_SRV_H
+#define SOCKSGATE_SRV_H
+
+#include <ev.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+struct sess;
+struct auth_db;
+struct dns;
+struct assoc_table;
+
+struct srv_listener {
+	ev_io w;
+	int fd;
+	struct sockaddr_storage addr;
+	struct srv *srv;
+};
+
+struct srv_stats {
+	uint64_t sessions_total;
+	uint64_t sessions_by_cmd[5]; /* index: SOCKS CMD, 0 = none reached */
+	uint64_t auth_failures;
+	uint64_t bad_requests;
+	uint64_t accept_errors;
+	uint64_t denied;
+};
+
+struct srv {
+	struct ev_loop *loop;
+	char cfg_path[PATH_MAX];
+	struct cfg cfg;
+	struct auth_db *auth;
+	struct dns *dns;
+	struct srv_listener listeners[CFG_MAX_LISTEN];
+	size_t nlisteners;
+	bool accept_paused;   /* max-clients reached or fd exhaustion */
+	ev_timer accept_retry; /* after EMFILE/ENFILE */
+	ev_signal sig_int, sig_term, sig_hup;
+	struct sess *sessions; /* doubly linked */
+	unsigned nsessions;
+	uint64_t next_id;
+	struct srv_stats stats;
+	struct assoc_table *assocs; /* TRANSPARENT; NULL if unavailable */
+	bool stopping;
+};
+
+/* Sets up listeners, resolver, signals and back ends from s->cfg.
+ * Returns 0, or -1 after logging why. */
+int srv_init(struct srv *s, struct ev_loop *loop);
+/* Runs the loop until SIGTERM/SIGINT, then ends every session. */
+void srv_run(struct srv *s);
+void srv_free(struct srv *s);
+/* Called by sess when a session is freed: may resume accepting. */
+void srv_session_gone(struct srv *s);
+/* Loads the users file named by c (if any) into *out; -1 on error. */
+int srv_load_users(const struct cfg *c, struct auth_db **out);
+
+#endif

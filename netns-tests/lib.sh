@@ -1,0 +1,157 @@
+# shellcheck shell=bash
+# netns-tests/lib.sh: shared setup for the end-to-end tests.
+#
+# Every test sources this file, calls sg_topology, and gets three network
+# namespaces with unique names, removed by an EXIT trap even on failure:
+#
+#   client  $NS_C  198.18.0.2/24  2001:db8:0::2/64   (+ .3 and ::3 spare)
+#       |  veth
+#   gateway $NS_G  198.18.0.1/24  2001:db8:0::1/64   runs socksgated
+#                  198.18.1.1/24  2001:db8:1::1/64
+#       |  veth
+#   target  $NS_T  198.18.1.2/24  2001:db8:1::2/64
+#
+# Only 198.18.0.0/15 and 2001:db8::/32 are used, only inside these
+# namespaces.  Exit codes: 0 pass, 77 skip (with the reason), else fail.
+
+set -u
+SG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SG_BUILD=${SG_BUILD:-$SG_ROOT/build}
+SG_DAEMON=${SG_DAEMON:-$SG_BUILD/socksgated}
+SG_CLIENT=${SG_CLIENT:-$SG_BUILD/socksgate}
+PY=/usr/bin/python3
+PEER="$PY $SG_ROOT/netns-tests/tools/peer.py"
+SG_ID="sg$$x$RANDOM"
+NS_C="${SG_ID}c"
+NS_G="${SG_ID}g"
+NS_T="${SG_ID}t"
+SG_TMP=$(mktemp -d "/tmp/${SG_ID}.XXXX")
+SG_PIDS=()
+SG_NAMESPACES=()
+SG_FAILED=0
+
+C4=198.18.0.2 C4B=198.18.0.3 G4=198.18.0.1 G4T=198.18.1.1 T4=198.18.1.2
+C6=2001:db8::2 C6B=2001:db8::3 G6=2001:db8::1 G6T=2001:db8:1::1 T6=2001:db8:1::2
+
+log() { printf '  [%s] %s\n' "$(date +%T)" "$*"; }
+fail() {
+	printf '  FAIL: %s\n' "$*"
+	SG_FAILED=1
+	exit 1
+}
+skip() {
+	printf '  SKIP: %s\n' "$*"
+	exit 77
+}
+pass() { printf '  ok: %s\n' "$*"; }
+
+sg_cleanup() {
+	local rc=$?
+	for pid in "${SG_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	sleep 0.2
+	for pid in "${SG_PIDS[@]}"; do
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${SG_LOG:-}" ] && [ -f "$SG_LOG" ]; then
+		echo "  --- daemon log (last 40 lines) ---"
+		tail -n 40 "$SG_LOG" | sed 's/^/  | /'
+	fi
+	for ns in "${SG_NAMESPACES[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+		rm -rf "/etc/netns/$ns"
+	done
+	rm -rf "$SG_TMP"
+	exit "$rc"
+}
+trap sg_cleanup EXIT
+trap 'exit 1' INT TERM
+
+inc() { ip netns exec "$NS_C" "$@"; }
+ing() { ip netns exec "$NS_G" "$@"; }
+int_() { ip netns exec "$NS_T" "$@"; }
+
+# Starts a background command and remembers its PID for the trap.
+bg() {
+	"$@" &
+	SG_PIDS+=($!)
+	LAST_PID=$!
+}
+
+sg_topology() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
+	for ns in "$NS_C" "$NS_G" "$NS_T"; do
+		ip netns add "$ns" || fail "ip netns add $ns"
+		SG_NAMESPACES+=("$ns")
+		ip -n "$ns" link set lo up
+	done
+	ip link add c0 netns "$NS_C" type veth peer name g0 netns "$NS_G" || fail "veth"
+	ip link add t0 netns "$NS_T" type veth peer name g1 netns "$NS_G" || fail "veth"
+	ip -n "$NS_C" addr add $C4/24 dev c0
+	ip -n "$NS_C" addr add $C4B/24 dev c0
+	ip -n "$NS_C" addr add $C6/64 dev c0 nodad
+	ip -n "$NS_C" addr add $C6B/64 dev c0 nodad
+	ip -n "$NS_G" addr add $G4/24 dev g0
+	ip -n "$NS_G" addr add $G6/64 dev g0 nodad
+	ip -n "$NS_G" addr add $G4T/24 dev g1
+	ip -n "$NS_G" addr add $G6T/64 dev g1 nodad
+	ip -n "$NS_T" addr add $T4/24 dev t0
+	ip -n "$NS_T" addr add $T6/64 dev t0 nodad
+	for l in "$NS_C c0" "$NS_G g0" "$NS_G g1" "$NS_T t0"; do
+		set -- $l
+		ip -n "$1" link set "$2" up
+	done
+	ip -n "$NS_C" route add default via $G4
+	ip -n "$NS_C" -6 route add default via $G6
+	ip -n "$NS_T" route add default via $G4T
+	ip -n "$NS_T" -6 route add default via $G6T
+	ing sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	# Names the daemon resolves (c-ares reads the namespace's hosts file).
+	mkdir -p "/etc/netns/$NS_G"
+	printf '%s target.test\n%s target.test\n%s client.test\n' \
+		"$T4" "$T6" "$C4" >"/etc/netns/$NS_G/hosts"
+	printf 'nameserver %s\n' "$T4" >"/etc/netns/$NS_G/resolv.conf"
+}
+
+# Writes a config to $SG_TMP/socksgated.conf: the base below plus "$@"
+# lines.  Callers add rules; the base allows nothing.
+sg_config() {
+	{
+		echo "listen $G4 1080"
+		echo "listen $G6 1080"
+		echo "log-level debug"
+		echo "control $SG_TMP/control.sock"
+		for line in "$@"; do echo "$line"; done
+	} >"$SG_TMP/socksgated.conf"
+}
+
+# Starts the daemon in the gateway namespace and waits until it listens.
+sg_daemon() {
+	SG_LOG=$SG_TMP/daemon.log
+	ip netns exec "$NS_G" "$SG_DAEMON" -f -c "$SG_TMP/socksgated.conf" \
+		>>"$SG_LOG" 2>&1 &
+	SG_PIDS+=($!)
+	DAEMON_PID=$!
+	for _ in $(seq 1 100); do
+		if ing ss -ltn 2>/dev/null | grep -q "$G4:1080"; then
+			return 0
+		fi
+		kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited: $(tail -5 "$SG_LOG")"
+		sleep 0.05
+	done
+	fail "daemon did not start listening"
+}
+
+# Waits until a TCP port listens in a namespace.
+wait_listen() {
+	local ns=$1 port=$2 proto=${3:-t}
+	for _ in $(seq 1 100); do
+		ip netns exec "$ns" ss -ln"$proto" 2>/dev/null | grep -q ":$port " && return 0
+		sleep 0.05
+	done
+	fail "nothing listens on $port in $ns"
+}
+
+nft_table() { ing nft list table inet socksgate 2>/dev/null; }
