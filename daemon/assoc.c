@@ -343,7 +343,7 @@ struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
 	const struct sockaddr *bnd = (const struct sockaddr *)&r->bnd;
 	char client[ADDR_STRLEN];
 	struct assoc *a;
-	size_t alen;
+	size_t alen = 0;
 
 	*rep = S5_REP_GENERAL;
 	if (!assoc_table_available(t) || t->shutting_down)
@@ -362,10 +362,14 @@ struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
 	a->created = ev_now(t->loop);
 	a->flow.family = src->sa_family;
 	a->flow.proto = r->proto;
-	memcpy(a->flow.saddr, addr_bytes(src, &alen), alen);
+	/* addr_bytes() sets alen: call it before alen is read. */
+	const uint8_t *sb = addr_bytes(src, &alen);
+	memcpy(a->flow.saddr, sb, alen);
 	a->flow.sport = addr_port(src);
-	memcpy(a->flow.baddr, addr_bytes(bnd, &alen), alen);
-	memcpy(a->flow.daddr, addr_bytes(dst, &alen), alen);
+	const uint8_t *bb = addr_bytes(bnd, &alen);
+	memcpy(a->flow.baddr, bb, alen);
+	const uint8_t *db = addr_bytes(dst, &alen);
+	memcpy(a->flow.daddr, db, alen);
 	a->flow.dport = addr_port(dst);
 	if (hash_insert(t, a) < 0) {
 		free(a);

@@ -63,7 +63,7 @@ sg_cleanup() {
 		ip netns del "$ns" 2>/dev/null
 		rm -rf "/etc/netns/$ns"
 	done
-	rm -rf "$SG_TMP"
+	if [ -n "${SG_KEEP:-}" ]; then echo "  kept $SG_TMP"; else rm -rf "$SG_TMP"; fi
 	exit "$rc"
 }
 trap sg_cleanup EXIT

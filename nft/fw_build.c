@@ -32,6 +32,9 @@
 #define DT_INET_SERVICE 13
 #define DT_MARK 19
 #define DT_BITS 6
+/* nftables enum byteorder, stored in set userdata for `nft list`. */
+#define BYTEORDER_INVALID 0
+#define BYTEORDER_HOST 1
 
 /* 32-bit registers: a concatenation puts each field in its own. */
 #define R(n) (NFT_REG32_00 + (n))
@@ -140,11 +143,25 @@ struct nftnl_set *fw_build_set(enum fw_set_kind k, int family)
 				  addr_port_type(family));
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, alen + 4);
 		break;
-	case FW_SET_MARK:
+	case FW_SET_MARK: {
+		/* Marks are host-endian; without this hint `nft list` would
+		 * print them byte-swapped. */
+		struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(64);
 		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, DT_MARK);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 4);
+		if (ud) {
+			nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER,
+					    BYTEORDER_INVALID);
+			nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_DATABYTEORDER,
+					    BYTEORDER_HOST);
+			nftnl_set_set_data(s, NFTNL_SET_USERDATA,
+					   nftnl_udata_buf_data(ud),
+					   nftnl_udata_buf_len(ud));
+			nftnl_udata_buf_free(ud);
+		}
 		break;
+	}
 	default:
 		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, 0);
 		break;

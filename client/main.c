@@ -1,0 +1,319 @@
+/*
+ * socksgate: command-line client for socksgated.
+ *
+ *   socksgate transparent --proxy HOST[:PORT] --proto tcp|udp|N
+ *             --source ADDR:PORT --dest HOST:PORT
+ *             [--user NAME --password-file FILE] [--timeout SECONDS]
+ *             [-- COMMAND ...]
+ *
+ * Prints one line once the association is up (docs/socksgate.1):
+ *   bound PTCL BND.ADDR BND.PORT
+ * then holds N1 open until SIGINT/SIGTERM (exit 0), until the server
+ * closes N1 (exit 3), or until COMMAND exits (its status).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include "sgclient.h"
+
+#define EXIT_ERROR 1
+#define EXIT_USAGE 2
+#define EXIT_N1_CLOSED 3
+#define EXIT_AUTH 4
+#define EXIT_REFUSED_BASE 10 /* + REP: 12 not allowed, 19 PTCL ... */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: socksgate transparent --proxy HOST[:PORT] "
+		"--proto tcp|udp|sctp|udplite|dccp|NUMBER\n"
+		"                 --source ADDR:PORT --dest HOST:PORT\n"
+		"                 [--user NAME --password-file FILE] "
+		"[--timeout SECONDS] [-- COMMAND ...]\n"
+		"\n"
+		"Asks socksgated for a TRANSPARENT association (the kernel relays\n"
+		"PTCL packets from --source sent to the bound address to --dest),\n"
+		"prints \"bound PTCL ADDR PORT\" and keeps it until interrupted,\n"
+		"until the server ends it (exit 3) or until COMMAND exits (its\n"
+		"status; COMMAND gets SOCKSGATE_BND_ADDR, SOCKSGATE_BND_PORT and\n"
+		"SOCKSGATE_PTCL in its environment).\n"
+		"Exit: 0 ok, 1 error, 2 usage, 3 server closed, 4 auth failed,\n"
+		"10+REP request refused (e.g. 12 not allowed, 19 PTCL).\n");
+}
+
+static int parse_proto(const char *s)
+{
+	static const struct {
+		const char *n;
+		int v;
+	} names[] = {{"tcp", 6},     {"udp", 17},	{"sctp", 132},
+		     {"udplite", 136}, {"dccp", 33}};
+	char *end;
+	long v;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].n) == 0)
+			return names[i].v;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v < 0 || v > 255)
+		return -1;
+	return (int)v;
+}
+
+static const char *proto_name(int p, char *buf, size_t cap)
+{
+	switch (p) {
+	case 6:
+		return "tcp";
+	case 17:
+		return "udp";
+	case 132:
+		return "sctp";
+	case 136:
+		return "udplite";
+	case 33:
+		return "dccp";
+	default:
+		snprintf(buf, cap, "%d", p);
+		return buf;
+	}
+}
+
+static int read_password(const char *path, char *out, size_t cap)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "socksgate: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fgets(out, (int)cap, f) == NULL)
+		out[0] = '\0';
+	fclose(f);
+	n = strlen(out);
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		out[--n] = '\0';
+	return 0;
+}
+
+/* Waits for a signal, N1's end, or the command's end. */
+static int hold(int fd, pid_t child)
+{
+	sigset_t set;
+	int sfd, status;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		perror("socksgate: signalfd");
+		return EXIT_ERROR;
+	}
+	for (;;) {
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+				      {.fd = sfd, .events = POLLIN}};
+		if (child > 0 && waitpid(child, &status, WNOHANG) == child) {
+			close(fd);
+			return WIFEXITED(status) ? WEXITSTATUS(status)
+						 : 128 + WTERMSIG(status);
+		}
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return EXIT_ERROR;
+		}
+		if (p[0].revents) {
+			char junk[256];
+			ssize_t n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN)) {
+				fprintf(stderr,
+					"socksgate: the server closed the "
+					"association\n");
+				if (child > 0) {
+					kill(child, SIGTERM);
+					waitpid(child, &status, 0);
+				}
+				return EXIT_N1_CLOSED;
+			}
+		}
+		if (p[1].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGCHLD)
+				continue; /* reaped at the loop's top */
+			if (child > 0) {
+				kill(child, SIGTERM);
+				waitpid(child, &status, 0);
+			}
+			close(fd);
+			return 0;
+		}
+	}
+}
+
+static int cmd_transparent(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"proxy", required_argument, NULL, 'x'},
+		{"proto", required_argument, NULL, 'p'},
+		{"source", required_argument, NULL, 's'},
+		{"dest", required_argument, NULL, 'd'},
+		{"user", required_argument, NULL, 'u'},
+		{"password-file", required_argument, NULL, 'P'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct sgc_opts o = {0};
+	struct s5_request req = {.cmd = S5_CMD_TRANSPARENT};
+	struct s5_reply rep;
+	char proxy[300] = "", password[256] = "", err[256], pbuf[8];
+	const char *pwfile = NULL;
+	int ch, proto = -1, fd;
+	bool have_src = false, have_dst = false;
+	sigset_t set;
+	pid_t child = -1;
+
+	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'x': {
+			struct s5_addr a;
+			if (sgc_parse_hostport(optarg, &a) == 0) {
+				s5_addr_str(&a, proxy, sizeof(proxy));
+				*strrchr(proxy, ':') = '\0';
+				if (proxy[0] == '[') {
+					memmove(proxy, proxy + 1, strlen(proxy));
+					proxy[strlen(proxy) - 1] = '\0';
+				}
+				o.proxy_port = a.port;
+			} else {
+				snprintf(proxy, sizeof(proxy), "%s", optarg);
+			}
+			break;
+		}
+		case 'p':
+			proto = parse_proto(optarg);
+			break;
+		case 's':
+			have_src = sgc_parse_hostport(optarg, &req.src) == 0;
+			if (!have_src) {
+				fprintf(stderr, "socksgate: bad --source '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'd':
+			have_dst = sgc_parse_hostport(optarg, &req.dst) == 0;
+			if (!have_dst) {
+				fprintf(stderr, "socksgate: bad --dest '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'u':
+			o.user = optarg;
+			break;
+		case 'P':
+			pwfile = optarg;
+			break;
+		case 't':
+			o.timeout_ms = atoi(optarg) * 1000;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (proxy[0] == '\0' || proto < 0 || !have_src || !have_dst ||
+	    (o.user && !pwfile)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (pwfile) {
+		if (read_password(pwfile, password, sizeof(password)) < 0)
+			return EXIT_ERROR;
+		o.password = password;
+	}
+	o.proxy_host = proxy;
+	req.ptcl = (uint8_t)proto;
+	/* Block the signals first: they are read through a signalfd. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	switch (sgc_request(&o, &req, &rep, &fd, err, sizeof(err))) {
+	case SGC_OK:
+		break;
+	case SGC_ERR_REFUSED:
+		fprintf(stderr, "socksgate: %s\n", err);
+		return EXIT_REFUSED_BASE + rep.rep;
+	case SGC_ERR_AUTH:
+	case SGC_ERR_METHOD:
+		fprintf(stderr, "socksgate: %s\n", err);
+		return EXIT_AUTH;
+	default:
+		fprintf(stderr, "socksgate: %s\n", err);
+		return EXIT_ERROR;
+	}
+	explicit_bzero(password, sizeof(password));
+	char ip[64], port[8];
+	inet_ntop(rep.bnd.atyp == S5_ATYP_IPV6 ? AF_INET6 : AF_INET,
+		  rep.bnd.u.v6, ip, sizeof(ip));
+	snprintf(port, sizeof(port), "%u", rep.bnd.port);
+	printf("bound %s %s %s\n", proto_name(proto, pbuf, sizeof(pbuf)), ip,
+	       port);
+	fflush(stdout);
+	if (optind < argc) {
+		child = fork();
+		if (child < 0) {
+			perror("socksgate: fork");
+			return EXIT_ERROR;
+		}
+		if (child == 0) {
+			sigprocmask(SIG_UNBLOCK, &set, NULL);
+			close(fd);
+			setenv("SOCKSGATE_BND_ADDR", ip, 1);
+			setenv("SOCKSGATE_BND_PORT", port, 1);
+			setenv("SOCKSGATE_PTCL",
+			       proto_name(proto, pbuf, sizeof(pbuf)), 1);
+			execvp(argv[optind], argv + optind);
+			fprintf(stderr, "socksgate: %s: %s\n", argv[optind],
+				strerror(errno));
+			_exit(127);
+		}
+	}
+	return hold(fd, child);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (strcmp(argv[1], "transparent") == 0)
+		return cmd_transparent(argc - 1, argv + 1);
+	fprintf(stderr, "socksgate: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,289 @@
+/*
+ * sgclient: see sgclient.h.
+ */
+#include "sgclient.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static int wait_fd(int fd, short ev, long deadline)
+{
+	struct pollfd p = {.fd = fd, .events = ev};
+	long left = deadline - now_ms();
+	int rc;
+
+	if (left <= 0)
+		return 0;
+	do
+		rc = poll(&p, 1, (int)left);
+	while (rc < 0 && errno == EINTR);
+	return rc;
+}
+
+static int write_all(int fd, const uint8_t *b, size_t n, long deadline)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+		(void)deadline;
+	}
+	return 0;
+}
+
+/* Reads until parse() accepts; returns S5 status or -1 (I/O), -2
+ * (timeout). */
+typedef enum s5_status (*parse_fn)(const uint8_t *, size_t, void *, size_t *);
+
+static int read_msg(int fd, parse_fn parse, void *out, long deadline)
+{
+	uint8_t buf[600];
+	size_t len = 0, used;
+	enum s5_status st;
+
+	for (;;) {
+		st = parse(buf, len, out, &used);
+		if (st != S5_NEED_MORE)
+			return st;
+		if (len == sizeof(buf))
+			return S5_ERR_VERSION;
+		if (wait_fd(fd, POLLIN, deadline) <= 0)
+			return -2;
+		/* Read only what the message may still need: never eat
+		 * bytes that belong to what follows the reply. */
+		ssize_t n = recv(fd, buf + len, 1, 0);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+	}
+}
+
+static enum s5_status parse_method(const uint8_t *b, size_t l, void *o,
+				   size_t *c)
+{
+	return s5_method_reply_parse(b, l, o, c);
+}
+
+static enum s5_status parse_authrep(const uint8_t *b, size_t l, void *o,
+				    size_t *c)
+{
+	return s5_auth_reply_parse(b, l, o, c);
+}
+
+static enum s5_status parse_reply(const uint8_t *b, size_t l, void *o,
+				  size_t *c)
+{
+	return s5_reply_parse(b, l, o, c);
+}
+
+static int connect_proxy(const struct sgc_opts *o, long deadline, char *err,
+			 size_t errlen)
+{
+	struct addrinfo hints, *res, *ai;
+	char port[8];
+	int fd = -1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%u", o->proxy_port ? o->proxy_port : 1080);
+	rc = getaddrinfo(o->proxy_host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", o->proxy_host, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    (errno == EINPROGRESS &&
+		     wait_fd(fd, POLLOUT, deadline) > 0)) {
+			int e = 0;
+			socklen_t el = sizeof(e);
+			getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
+			if (e == 0)
+				break;
+			errno = e;
+		}
+		snprintf(err, errlen, "connect to %s:%s: %s", o->proxy_host,
+			 port, strerror(errno ? errno : ETIMEDOUT));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+enum sgc_result sgc_request(const struct sgc_opts *o,
+			    const struct s5_request *req, struct s5_reply *reply,
+			    int *fd_out, char *err, size_t errlen)
+{
+	long deadline = now_ms() + (o->timeout_ms ? o->timeout_ms : 10000);
+	uint8_t buf[S5_MAX_REQUEST + 8], method = 0, status = 0;
+	struct s5_methods m = {.nmethods = 1, .methods = {S5_METHOD_NOAUTH}};
+	enum sgc_result r = SGC_ERR_PROTOCOL;
+	ssize_t n;
+	int fd, st;
+
+	err[0] = '\0';
+	if (o->user) {
+		m.methods[0] = S5_METHOD_USERPASS;
+		if (strlen(o->user) == 0 || strlen(o->user) > 255 ||
+		    !o->password || strlen(o->password) == 0 ||
+		    strlen(o->password) > 255) {
+			snprintf(err, errlen, "user and password: 1..255 bytes");
+			return SGC_ERR_ARG;
+		}
+	}
+	fd = connect_proxy(o, deadline, err, errlen);
+	if (fd < 0)
+		return SGC_ERR_CONNECT;
+	n = s5_methods_build(&m, buf, sizeof(buf));
+	if (write_all(fd, buf, (size_t)n, deadline) < 0)
+		goto io;
+	st = read_msg(fd, parse_method, &method, deadline);
+	if (st != S5_OK)
+		goto bad;
+	if (method == S5_METHOD_NONE) {
+		snprintf(err, errlen, "no acceptable authentication method");
+		r = SGC_ERR_METHOD;
+		goto out;
+	}
+	if (method == S5_METHOD_USERPASS && o->user) {
+		struct s5_auth a;
+		memset(&a, 0, sizeof(a));
+		a.ulen = (uint8_t)strlen(o->user);
+		memcpy(a.uname, o->user, a.ulen);
+		a.plen = (uint8_t)strlen(o->password);
+		memcpy(a.passwd, o->password, a.plen);
+		n = s5_auth_build(&a, buf, sizeof(buf));
+		explicit_bzero(&a, sizeof(a));
+		if (write_all(fd, buf, (size_t)n, deadline) < 0)
+			goto io;
+		explicit_bzero(buf, sizeof(buf));
+		st = read_msg(fd, parse_authrep, &status, deadline);
+		if (st != S5_OK)
+			goto bad;
+		if (status != S5_AUTH_SUCCESS) {
+			snprintf(err, errlen, "authentication failed");
+			r = SGC_ERR_AUTH;
+			goto out;
+		}
+	} else if (method != m.methods[0]) {
+		snprintf(err, errlen, "proxy chose method 0x%02x", method);
+		goto out;
+	}
+	n = s5_request_build(req, buf, sizeof(buf));
+	if (n < 0) {
+		snprintf(err, errlen, "request not encodable");
+		r = SGC_ERR_ARG;
+		goto out;
+	}
+	if (write_all(fd, buf, (size_t)n, deadline) < 0)
+		goto io;
+	st = read_msg(fd, parse_reply, reply, deadline);
+	if (st != S5_OK)
+		goto bad;
+	if (reply->rep != S5_REP_SUCCEEDED) {
+		snprintf(err, errlen, "request refused: 0x%02x %s", reply->rep,
+			 s5_rep_str(reply->rep));
+		r = SGC_ERR_REFUSED;
+		goto out;
+	}
+	*fd_out = fd;
+	return SGC_OK;
+bad:
+	if (st == -2) {
+		snprintf(err, errlen, "timeout waiting for the proxy");
+		r = SGC_ERR_TIMEOUT;
+	} else if (st == -1) {
+		snprintf(err, errlen, "the proxy closed the connection");
+	} else {
+		snprintf(err, errlen, "malformed answer: %s",
+			 s5_status_str((enum s5_status)st));
+	}
+	goto out;
+io:
+	snprintf(err, errlen, "send: %s", strerror(errno));
+out:
+	close(fd);
+	return r;
+}
+
+const char *sgc_result_str(enum sgc_result r)
+{
+	static const char *const names[] = {"ok",	 "connect failed",
+					    "protocol error", "no method",
+					    "auth failed",    "refused",
+					    "timeout",	      "bad argument"};
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
+}
+
+int sgc_parse_hostport(const char *s, struct s5_addr *out)
+{
+	char host[300];
+	const char *colon;
+	char *end;
+	unsigned long port;
+	size_t hl;
+
+	memset(out, 0, sizeof(*out));
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return -1;
+		hl = (size_t)(close - s - 1);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - s);
+		if (hl == 0 || hl >= sizeof(host))
+			return -1;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		if (strchr(host, ':'))
+			return -1; /* IPv6 needs brackets */
+	}
+	port = strtoul(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || port > 65535)
+		return -1;
+	out->port = (uint16_t)port;
+	if (inet_pton(AF_INET, host, out->u.v4) == 1) {
+		out->atyp = S5_ATYP_IPV4;
+	} else if (inet_pton(AF_INET6, host, out->u.v6) == 1) {
+		out->atyp = S5_ATYP_IPV6;
+	} else {
+		if (strlen(host) > 255)
+			return -1;
+		out->atyp = S5_ATYP_DOMAIN;
+		out->u.dom.len = (uint8_t)strlen(host);
+		memcpy(out->u.dom.name, host, out->u.dom.len);
+	}
+	return 0;
+}
