@@ -202,7 +202,15 @@ static int cmd_transparent(int argc, char **argv)
 				}
 				o.proxy_port = a.port;
 			} else {
-				snprintf(proxy, sizeof(proxy), "%s", optarg);
+				/* No port: "host", "v6addr" or "[v6addr]". */
+				const char *h = optarg;
+				size_t l = strlen(h);
+				if (h[0] == '[' && l > 2 && h[l - 1] == ']') {
+					h++;
+					l -= 2;
+				}
+				snprintf(proxy, sizeof(proxy), "%.*s", (int)l,
+					 h);
 			}
 			break;
 		}

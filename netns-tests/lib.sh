@@ -92,7 +92,7 @@ sg_topology() {
 	ip -n "$NS_C" addr add $C4/24 dev c0
 	ip -n "$NS_C" addr add $C4B/24 dev c0
 	ip -n "$NS_C" addr add $C6/64 dev c0 nodad
-	ip -n "$NS_C" addr add $C6B/64 dev c0 nodad
+	ip -n "$NS_C" addr add $C6B/64 dev c0 nodad preferred_lft 0 # never a default source
 	ip -n "$NS_G" addr add $G4/24 dev g0
 	ip -n "$NS_G" addr add $G6/64 dev g0 nodad
 	ip -n "$NS_G" addr add $G4T/24 dev g1
@@ -155,3 +155,39 @@ wait_listen() {
 }
 
 nft_table() { ing nft list table inet socksgate 2>/dev/null; }
+
+# Starts `socksgate transparent` in the client namespace in the background;
+# waits for its "bound" line and sets BND_ADDR/BND_PORT/TP_PID.
+tp_open() { # proto src dst [extra args...]
+	local proto=$1 src=$2 dst=$3 out
+	shift 3
+	local proxy=$G4
+	case $src in \[*) proxy="[$G6]" ;; esac
+	out=$SG_TMP/tp.$RANDOM
+	ip netns exec "$NS_C" "$SG_CLIENT" transparent --proxy "$proxy" \
+		--proto "$proto" --source "$src" --dest "$dst" "$@" >"$out" 2>&1 &
+	TP_PID=$!
+	SG_PIDS+=($TP_PID)
+	for _ in $(seq 1 100); do
+		if grep -q '^bound ' "$out"; then
+			read -r _ _ BND_ADDR BND_PORT <"$out"
+			return 0
+		fi
+		kill -0 "$TP_PID" 2>/dev/null || { cat "$out"; return 1; }
+		sleep 0.02
+	done
+	return 1
+}
+
+# Host form of an address for --src/peer arguments: [v6] or v4.
+hp() { case $1 in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac; }
+
+dropped_packets() {
+	ing nft list counter inet socksgate dropped 2>/dev/null |
+		awk '/packets/ {print $2}'
+}
+
+# Conntrack entries carrying socksgate's mark in the gateway.
+ct_ours() {
+	ing conntrack -L -m 0x5a000000/0xff000000 2>/dev/null | grep -c . || true
+}
