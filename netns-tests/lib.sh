@@ -191,3 +191,21 @@ dropped_packets() {
 ct_ours() {
 	ing conntrack -L -m 0x5a000000/0xff000000 2>/dev/null | grep -c . || true
 }
+
+# Number of elements in one of our sets or maps (e.g. assoc4, dnat6).
+set_count() {
+	local kind=set
+	case $1 in dnat* | mark*) kind=map ;; esac
+	ing nft -j list $kind inet socksgate "$1" 2>/dev/null |
+		$PY -c 'import json,sys
+d=json.load(sys.stdin)["nftables"]
+print(sum(len(o.get("set", o.get("map", {})).get("elem", [])) for o in d))'
+}
+# Elements of the relay (assoc, dnat, mark) of both families.
+relay_elements() {
+	local n=0
+	for s in assoc4 assoc6 dnat4 dnat6 mark4 mark6; do
+		n=$((n + $(set_count $s)))
+	done
+	echo $n
+}
