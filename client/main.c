@@ -36,21 +36,26 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: socksgate transparent --proxy HOST[:PORT] "
-		"--proto tcp|udp|sctp|udplite|dccp|NUMBER\n"
-		"                 --source ADDR:PORT --dest HOST:PORT\n"
-		"                 [--user NAME --password-file FILE] "
-		"[--timeout SECONDS] [-- COMMAND ...]\n"
-		"\n"
-		"Asks socksgated for a TRANSPARENT association (the kernel relays\n"
-		"PTCL packets from --source sent to the bound address to --dest),\n"
-		"prints \"bound PTCL ADDR PORT\" and keeps it until interrupted,\n"
-		"until the server ends it (exit 3) or until COMMAND exits (its\n"
-		"status; COMMAND gets SOCKSGATE_BND_ADDR, SOCKSGATE_BND_PORT and\n"
-		"SOCKSGATE_PTCL in its environment).\n"
-		"Exit: 0 ok, 1 error, 2 usage, 3 server closed, 4 auth failed,\n"
-		"10+REP request refused (e.g. 12 not allowed, 19 PTCL).\n");
+	fprintf(f, "usage: socksgate transparent --proxy HOST[:PORT] "
+		   "--proto tcp|udp|sctp|udplite|dccp|NUMBER\n"
+		   "                 --source ADDR:PORT --dest HOST:PORT\n"
+		   "                 [--user NAME --password-file FILE] "
+		   "[--timeout SECONDS] [-- COMMAND ...]\n"
+		   "\n"
+		   "Asks socksgated for a TRANSPARENT association (the kernel "
+		   "relays\n"
+		   "PTCL packets from --source sent to the bound address to "
+		   "--dest),\n"
+		   "prints \"bound PTCL ADDR PORT\" and keeps it until "
+		   "interrupted,\n"
+		   "until the server ends it (exit 3) or until COMMAND exits "
+		   "(its\n"
+		   "status; COMMAND gets SOCKSGATE_BND_ADDR, "
+		   "SOCKSGATE_BND_PORT and\n"
+		   "SOCKSGATE_PTCL in its environment).\n"
+		   "Exit: 0 ok, 1 error, 2 usage, 3 server closed, 4 auth "
+		   "failed,\n"
+		   "10+REP request refused (e.g. 12 not allowed, 19 PTCL).\n");
 }
 
 static int parse_proto(const char *s)
@@ -58,8 +63,11 @@ static int parse_proto(const char *s)
 	static const struct {
 		const char *n;
 		int v;
-	} names[] = {{"tcp", 6},     {"udp", 17},	{"sctp", 132},
-		     {"udplite", 136}, {"dccp", 33}};
+	} names[] = {{"tcp", 6},
+		     {"udp", 17},
+		     {"sctp", 132},
+		     {"udplite", 136},
+		     {"dccp", 33}};
 	char *end;
 	long v;
 
@@ -197,7 +205,8 @@ static int cmd_transparent(int argc, char **argv)
 				s5_addr_str(&a, proxy, sizeof(proxy));
 				*strrchr(proxy, ':') = '\0';
 				if (proxy[0] == '[') {
-					memmove(proxy, proxy + 1, strlen(proxy));
+					memmove(proxy, proxy + 1,
+						strlen(proxy));
 					proxy[strlen(proxy) - 1] = '\0';
 				}
 				o.proxy_port = a.port;
@@ -220,7 +229,8 @@ static int cmd_transparent(int argc, char **argv)
 		case 's':
 			have_src = sgc_parse_hostport(optarg, &req.src) == 0;
 			if (!have_src) {
-				fprintf(stderr, "socksgate: bad --source '%s'\n",
+				fprintf(stderr,
+					"socksgate: bad --source '%s'\n",
 					optarg);
 				return EXIT_USAGE;
 			}

@@ -104,10 +104,12 @@ static int connect_proxy(const struct sgc_opts *o, long deadline, char *err,
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
-	snprintf(port, sizeof(port), "%u", o->proxy_port ? o->proxy_port : 1080);
+	snprintf(port, sizeof(port), "%u",
+		 o->proxy_port ? o->proxy_port : 1080);
 	rc = getaddrinfo(o->proxy_host, port, &hints, &res);
 	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", o->proxy_host, gai_strerror(rc));
+		snprintf(err, errlen, "%s: %s", o->proxy_host,
+			 gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -135,8 +137,9 @@ static int connect_proxy(const struct sgc_opts *o, long deadline, char *err,
 }
 
 enum sgc_result sgc_request(const struct sgc_opts *o,
-			    const struct s5_request *req, struct s5_reply *reply,
-			    int *fd_out, char *err, size_t errlen)
+			    const struct s5_request *req,
+			    struct s5_reply *reply, int *fd_out, char *err,
+			    size_t errlen)
 {
 	long deadline = now_ms() + (o->timeout_ms ? o->timeout_ms : 10000);
 	uint8_t buf[S5_MAX_REQUEST + 8], method = 0, status = 0;
@@ -151,7 +154,8 @@ enum sgc_result sgc_request(const struct sgc_opts *o,
 		if (strlen(o->user) == 0 || strlen(o->user) > 255 ||
 		    !o->password || strlen(o->password) == 0 ||
 		    strlen(o->password) > 255) {
-			snprintf(err, errlen, "user and password: 1..255 bytes");
+			snprintf(err, errlen,
+				 "user and password: 1..255 bytes");
 			return SGC_ERR_ARG;
 		}
 	}
@@ -232,10 +236,10 @@ out:
 
 const char *sgc_result_str(enum sgc_result r)
 {
-	static const char *const names[] = {"ok",	 "connect failed",
-					    "protocol error", "no method",
-					    "auth failed",    "refused",
-					    "timeout",	      "bad argument"};
+	static const char *const names[] = {
+		"ok",	     "connect failed", "protocol error",
+		"no method", "auth failed",    "refused",
+		"timeout",   "bad argument"};
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
 

@@ -39,8 +39,9 @@ enum sgc_result {
  * the reply whenever one was received (also for SGC_ERR_REFUSED).
  */
 enum sgc_result sgc_request(const struct sgc_opts *o,
-			    const struct s5_request *req, struct s5_reply *reply,
-			    int *fd, char *err, size_t errlen);
+			    const struct s5_request *req,
+			    struct s5_reply *reply, int *fd, char *err,
+			    size_t errlen);
 const char *sgc_result_str(enum sgc_result r);
 /* Parses "host:port", "[v6]:port" into a wire address (numeric -> IPv4 or
  * IPv6, anything else -> domain).  Returns 0 or -1. */

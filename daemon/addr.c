@@ -152,7 +152,8 @@ bool addr_is_unusable_bnd(const struct sockaddr *sa)
 	if (memcmp(b, zero, n) == 0)
 		return true;
 	return sa->sa_family == AF_INET6 &&
-	       IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	       IN6_IS_ADDR_V4MAPPED(
+		       &((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
 
 int addr_cidr_parse(const char *s, struct addr_cidr *out)

@@ -53,7 +53,7 @@ struct assoc {
 	enum assoc_end end;
 	ev_tstamp created, until;
 	struct port_pool *pool;
-	struct assoc *hnext;	    /* id hash chain */
+	struct assoc *hnext;	   /* id hash chain */
 	struct assoc *prev, *next; /* the one list it is on */
 	struct assoc_list *list;
 };
@@ -78,10 +78,9 @@ struct assoc_table {
 
 const char *assoc_end_str(enum assoc_end e)
 {
-	static const char *const names[] = {"n1-closed", "target-fin",
-					    "flow-end",	 "idle",
-					    "operator",	 "shutdown",
-					    "policy"};
+	static const char *const names[] = {
+		"n1-closed", "target-fin", "flow-end", "idle",
+		"operator",  "shutdown",   "policy"};
 	return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "?";
 }
 
@@ -240,8 +239,8 @@ static int port_free_locally(const struct sockaddr_storage *bnd, uint16_t port,
 	if (fd < 0)
 		return 1; /* cannot tell; the kernel rules still work */
 	addr_set_port((struct sockaddr *)&ss, port);
-	if (bind(fd, (struct sockaddr *)&ss,
-		 addr_len((struct sockaddr *)&ss)) < 0)
+	if (bind(fd, (struct sockaddr *)&ss, addr_len((struct sockaddr *)&ss)) <
+	    0)
 		rc = errno == EADDRNOTAVAIL ? -1 : 0;
 	close(fd);
 	return rc;
@@ -469,8 +468,8 @@ static void flush_adds(struct assoc_table *t)
 			if (!failed[i])
 				retry[m++] = flows[i];
 		if (m > 0 && f2 && retry &&
-		    fw_add(t->fw, retry, m, FW_ELEM_ALL, f2, err,
-			   sizeof(err)) < 0) {
+		    fw_add(t->fw, retry, m, FW_ELEM_ALL, f2, err, sizeof(err)) <
+			    0) {
 			log_warnx("nftables refused the retry: %s", err);
 			for (i = 0; i < n; i++)
 				failed[i] = true;
@@ -597,7 +596,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void snat_from_cfg(const struct cfg *c, struct fw_snat *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->mode = c->snat == CFG_SNAT_NONE	  ? FW_SNAT_NONE
+	s->mode = c->snat == CFG_SNAT_NONE	? FW_SNAT_NONE
 		  : c->snat == CFG_SNAT_ADDRESS ? FW_SNAT_ADDRESS
 						: FW_SNAT_MASQUERADE;
 	if (c->snat4.ss_family == AF_INET) {

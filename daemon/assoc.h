@@ -49,9 +49,9 @@ struct assoc_cbs {
 
 struct assoc_req {
 	uint8_t proto;
-	struct sockaddr_storage src; /* S.ADDR:S.PORT */
-	struct sockaddr_storage bnd; /* BND.ADDR (port allocated here) */
-	struct sockaddr_storage dst; /* DST.ADDR:DST.PORT */
+	struct sockaddr_storage src;	/* S.ADDR:S.PORT */
+	struct sockaddr_storage bnd;	/* BND.ADDR (port allocated here) */
+	struct sockaddr_storage dst;	/* DST.ADDR:DST.PORT */
 	struct sockaddr_storage client; /* N1 peer, for the comment */
 	const char *user;
 	uint64_t session_id;

@@ -64,9 +64,8 @@ struct auth_db *auth_parse_buf(const char *buf, size_t len, const char *fname,
 		colon = memchr(line, ':', ll);
 		if (colon == NULL || colon == line || colon == line + ll - 1 ||
 		    colon - line > 255 || memchr(line, '\0', ll)) {
-			snprintf(err, errlen,
-				 "%s:%d: expected name:crypt-hash", fname,
-				 lineno);
+			snprintf(err, errlen, "%s:%d: expected name:crypt-hash",
+				 fname, lineno);
 			goto fail;
 		}
 		if (colon[1] != '$') {
@@ -105,8 +104,7 @@ struct auth_db *auth_parse_buf(const char *buf, size_t len, const char *fname,
 	/* The dummy hash uses the first user's setting so that an unknown
 	 * name costs what a known one does. */
 	if (db->n > 0) {
-		snprintf(db->dummy, sizeof(db->dummy), "%s",
-			 db->users[0].hash);
+		snprintf(db->dummy, sizeof(db->dummy), "%s", db->users[0].hash);
 	} else {
 		snprintf(db->dummy, sizeof(db->dummy), "%s",
 			 "$6$socksgate$invalid");

@@ -389,8 +389,7 @@ static int d_ptcl(struct cfg_ctx *x, char **w, int n)
 
 static int d_tsource(struct cfg_ctx *x, char **w, int n)
 {
-	if (n != 2 ||
-	    (strcmp(w[1], "peer") != 0 && strcmp(w[1], "any") != 0))
+	if (n != 2 || (strcmp(w[1], "peer") != 0 && strcmp(w[1], "any") != 0))
 		return cfg_error(x, "usage: transparent-source peer|any");
 	x->c->transparent_source_any = strcmp(w[1], "any") == 0;
 	return 0;
@@ -461,11 +460,11 @@ static int cfg_finish(struct cfg_ctx *x)
 	return 0;
 }
 
-int cfg_parse_buf(const char *buf, size_t len, const char *fname,
-		  struct cfg *c, char *err, size_t errlen)
+int cfg_parse_buf(const char *buf, size_t len, const char *fname, struct cfg *c,
+		  char *err, size_t errlen)
 {
-	struct cfg_ctx x = {.c = c, .fname = fname, .err = err,
-			    .errlen = errlen};
+	struct cfg_ctx x = {
+		.c = c, .fname = fname, .err = err, .errlen = errlen};
 	char line[CFG_MAX_LINE];
 	size_t pos = 0;
 

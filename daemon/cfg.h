@@ -55,8 +55,8 @@ struct cfg {
 void cfg_defaults(struct cfg *c);
 /* Parses text; fname is used in messages only.  On error returns -1 and
  * writes "fname:line: message" into err; *c is then freed and zeroed. */
-int cfg_parse_buf(const char *buf, size_t len, const char *fname,
-		  struct cfg *c, char *err, size_t errlen);
+int cfg_parse_buf(const char *buf, size_t len, const char *fname, struct cfg *c,
+		  char *err, size_t errlen);
 /* Reads and parses path; -1 with err set on failure. */
 int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen);
 /* Frees what cfg_parse_buf allocated. */

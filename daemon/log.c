@@ -43,6 +43,8 @@ int log_level_parse(const char *s)
 }
 
 static void vlog(enum log_level lvl, const char *errtxt, const char *fmt,
+		 va_list ap) __attribute__((format(printf, 3, 0)));
+static void vlog(enum log_level lvl, const char *errtxt, const char *fmt,
 		 va_list ap)
 {
 	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};

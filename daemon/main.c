@@ -18,13 +18,13 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: socksgated [-fnd] [-c FILE]\n"
-		   "  -c FILE  configuration file (default " CFG_DEFAULT_PATH
-		   ")\n"
-		   "  -f       stay in the foreground, log to stderr\n"
-		   "  -n       check the configuration and exit 0 or 1\n"
-		   "  -d       debug logging (overrides log-level)\n"
-		   "  -V       print the version\n");
+	fprintf(f,
+		"usage: socksgated [-fnd] [-c FILE]\n"
+		"  -c FILE  configuration file (default " CFG_DEFAULT_PATH ")\n"
+		"  -f       stay in the foreground, log to stderr\n"
+		"  -n       check the configuration and exit 0 or 1\n"
+		"  -d       debug logging (overrides log-level)\n"
+		"  -V       print the version\n");
 }
 
 int main(int argc, char **argv)
@@ -79,8 +79,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	snprintf(srv.cfg_path, sizeof(srv.cfg_path), "%s", path);
-	log_init(foreground, debug ? LOG_LVL_DEBUG
-				   : (enum log_level)srv.cfg.log_level,
+	log_init(foreground,
+		 debug ? LOG_LVL_DEBUG : (enum log_level)srv.cfg.log_level,
 		 "socksgated");
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");

@@ -28,10 +28,10 @@ typedef void (*relay_done_cb)(void *arg, enum relay_end why);
 struct relay_dir {
 	ev_io rd, wr;
 	int src, dst;
-	int pipe[2];	  /* -1 when using buf */
-	char *buf;	  /* fallback buffer */
-	size_t pending;	  /* bytes read but not yet written */
-	size_t off;	  /* buf mode: first unwritten byte */
+	int pipe[2];	/* -1 when using buf */
+	char *buf;	/* fallback buffer */
+	size_t pending; /* bytes read but not yet written */
+	size_t off;	/* buf mode: first unwritten byte */
 	bool eof, done;
 	uint64_t bytes;
 	struct relay *r;

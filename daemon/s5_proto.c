@@ -439,7 +439,8 @@ const char *s5_rep_str(uint8_t rep)
 		"address type not supported",
 		"PTCL type not supported",
 	};
-	return rep < sizeof(names) / sizeof(names[0]) ? names[rep] : "unassigned";
+	return rep < sizeof(names) / sizeof(names[0]) ? names[rep]
+						      : "unassigned";
 }
 
 uint8_t s5_status_to_rep(enum s5_status st)

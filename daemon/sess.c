@@ -34,8 +34,8 @@ static void sess_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 const char *sess_end_str(enum sess_end e)
 {
 	static const char *const names[] = {
-		"done",	   "client-closed", "reset",	"timeout",
-		"idle",	   "refused",	    "protocol", "auth-failed",
+		"done",	    "client-closed",	"reset",    "timeout",
+		"idle",	    "refused",		"protocol", "auth-failed",
 		"shutdown", "association-ended"};
 	return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "?";
 }
@@ -63,9 +63,9 @@ static void sess_log_end(struct sess *s)
 	}
 	log_info("session %llu end: client %s user %s cmd %s dst %s rep %s "
 		 "assoc %u up %llu down %llu duration %.3fs reason %s",
-		 (unsigned long long)s->id, peer,
-		 s->user[0] ? s->user : "-", cmd_str(s->req.cmd), dst, rep,
-		 s->assoc_id, (unsigned long long)up, (unsigned long long)down,
+		 (unsigned long long)s->id, peer, s->user[0] ? s->user : "-",
+		 cmd_str(s->req.cmd), dst, rep, s->assoc_id,
+		 (unsigned long long)up, (unsigned long long)down,
 		 ev_now(s->srv->loop) - s->started, sess_end_str(s->end));
 }
 
@@ -181,9 +181,9 @@ bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 			addr_ip_str(dst_ip, dst, sizeof(dst));
 		log_info("session %llu: %s to %s%s%s port %u denied by %s%d",
 			 (unsigned long long)s->id, peer,
-			 dst_name ? dst_name : "", dst_name && dst_ip ? "/" : "",
-			 dst, port, d.line ? "rule at line " : "default ",
-			 d.line);
+			 dst_name ? dst_name : "",
+			 dst_name && dst_ip ? "/" : "", dst, port,
+			 d.line ? "rule at line " : "default ", d.line);
 	}
 	return d.allow;
 }
@@ -217,9 +217,8 @@ static void sess_choose_method(struct sess *s, const struct s5_methods *m)
 static void sess_authenticate(struct sess *s, struct s5_auth *a)
 {
 	uint8_t buf[2];
-	bool ok = s->srv->auth &&
-		  auth_check(s->srv->auth, a->uname, a->ulen, a->passwd,
-			     a->plen);
+	bool ok = s->srv->auth && auth_check(s->srv->auth, a->uname, a->ulen,
+					     a->passwd, a->plen);
 
 	explicit_bzero(a->passwd, sizeof(a->passwd));
 	/* Keep the name for logs and rules, without control bytes. */

@@ -32,16 +32,16 @@ enum sess_state {
 
 /* Why a session ended, for the log line and the counters. */
 enum sess_end {
-	SESS_END_DONE = 0,  /* relay finished normally */
-	SESS_END_CLIENT,    /* N1 closed by the client */
-	SESS_END_RESET,	    /* error on a socket */
-	SESS_END_TIMEOUT,   /* handshake or connect timeout */
-	SESS_END_IDLE,	    /* idle timeout */
-	SESS_END_REFUSED,   /* request refused with a failure reply */
-	SESS_END_PROTOCOL,  /* malformed message */
-	SESS_END_AUTH,	    /* authentication failed */
-	SESS_END_SHUTDOWN,  /* daemon stopping */
-	SESS_END_ASSOC,	    /* the association ended (reason in assoc log) */
+	SESS_END_DONE = 0, /* relay finished normally */
+	SESS_END_CLIENT,   /* N1 closed by the client */
+	SESS_END_RESET,	   /* error on a socket */
+	SESS_END_TIMEOUT,  /* handshake or connect timeout */
+	SESS_END_IDLE,	   /* idle timeout */
+	SESS_END_REFUSED,  /* request refused with a failure reply */
+	SESS_END_PROTOCOL, /* malformed message */
+	SESS_END_AUTH,	   /* authentication failed */
+	SESS_END_SHUTDOWN, /* daemon stopping */
+	SESS_END_ASSOC,	   /* the association ended (reason in assoc log) */
 };
 
 struct sess {
@@ -62,7 +62,7 @@ struct sess {
 	bool authed;
 	char user[256];
 	struct s5_request req;
-	uint8_t rep;		/* reply sent, 0xff before any */
+	uint8_t rep; /* reply sent, 0xff before any */
 	enum sess_end end;
 	/* CONNECT */
 	struct dns_query *dnsq;

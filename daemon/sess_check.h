@@ -13,7 +13,7 @@
 
 struct tp_check_in {
 	const struct cfg *cfg;
-	const struct sockaddr *peer;  /* N1 peer, IPv4-mapped already unmapped */
+	const struct sockaddr *peer; /* N1 peer, IPv4-mapped already unmapped */
 	const struct sockaddr *local; /* N1 local address */
 	uint8_t ptcl;
 	const struct sockaddr *src; /* S.ADDR:S.PORT, resolved */

@@ -51,7 +51,7 @@ static void relay_done(void *arg, enum relay_end why)
 {
 	struct sess *s = arg;
 
-	sess_end(s, why == RELAY_END_CLOSED  ? SESS_END_DONE
+	sess_end(s, why == RELAY_END_CLOSED ? SESS_END_DONE
 		    : why == RELAY_END_IDLE ? SESS_END_IDLE
 					    : SESS_END_RESET);
 }
@@ -88,8 +88,8 @@ static void connect_established(struct sess *s)
 	}
 	s->state = SESS_RELAY;
 	ev_io_stop(srv->loop, &s->rd);
-	relay_start(&s->relay, srv->loop, s->fd, s->tfd,
-		    srv->cfg.timeout_idle, relay_done, s);
+	relay_start(&s->relay, srv->loop, s->fd, s->tfd, srv->cfg.timeout_idle,
+		    relay_done, s);
 }
 
 static void connect_fail_current(struct sess *s, int err)
@@ -155,7 +155,8 @@ static void connect_next(struct sess *s)
 			continue;
 		}
 		s->target = s->addrs[s->addr_idx];
-		if (connect(fd, sa, addr_len(sa)) == 0 || errno == EINPROGRESS) {
+		if (connect(fd, sa, addr_len(sa)) == 0 ||
+		    errno == EINPROGRESS) {
 			s->tfd = fd;
 			s->state = SESS_CONNECTING;
 			ev_io_init(&s->cw, connect_wr_cb, fd, EV_WRITE);
@@ -163,8 +164,8 @@ static void connect_next(struct sess *s)
 			ev_io_start(srv->loop, &s->cw);
 			ev_timer_stop(srv->loop, &s->timer);
 			ev_set_cb(&s->timer, connect_timeout_cb);
-			ev_timer_set(&s->timer, (double)srv->cfg.timeout_connect,
-				     0.);
+			ev_timer_set(&s->timer,
+				     (double)srv->cfg.timeout_connect, 0.);
 			ev_timer_start(srv->loop, &s->timer);
 			return;
 		}

@@ -90,8 +90,8 @@ static void srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 				log_warn("accept: pausing for %.1fs",
 					 SRV_ACCEPT_RETRY);
 				srv_pause_accept(s);
-				ev_timer_set(&s->accept_retry,
-					     SRV_ACCEPT_RETRY, 0.);
+				ev_timer_set(&s->accept_retry, SRV_ACCEPT_RETRY,
+					     0.);
 				ev_timer_start(loop, &s->accept_retry);
 				return;
 			}
@@ -171,8 +171,7 @@ static int srv_listeners_apply(struct srv *s, const struct cfg *c)
 			for (size_t k = 0; k < n; k++) {
 				bool old = false;
 				for (size_t m = 0; m < s->nlisteners; m++)
-					old |= next[k].fd ==
-					       s->listeners[m].fd;
+					old |= next[k].fd == s->listeners[m].fd;
 				if (!old)
 					close(next[k].fd);
 			}

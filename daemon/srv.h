@@ -42,7 +42,7 @@ struct srv {
 	struct dns *dns;
 	struct srv_listener listeners[CFG_MAX_LISTEN];
 	size_t nlisteners;
-	bool accept_paused;   /* max-clients reached or fd exhaustion */
+	bool accept_paused;    /* max-clients reached or fd exhaustion */
 	ev_timer accept_retry; /* after EMFILE/ENFILE */
 	ev_signal sig_int, sig_term, sig_hup;
 	struct sess *sessions; /* doubly linked */

@@ -219,8 +219,7 @@ static int batch_commit(struct fw *fw, struct fw_batch *bt, bool *failed,
 /* Appends a message carrying one object; returns -1 on overflow. */
 #define BATCH_ADD(fw, bt, type, flags, owner, build_payload, obj)              \
 	({                                                                     \
-		struct nlmsghdr *nlh_ =                                        \
-			batch_msg(fw, bt, type, flags, owner);                 \
+		struct nlmsghdr *nlh_ = batch_msg(fw, bt, type, flags, owner); \
 		if (nlh_) {                                                    \
 			build_payload(nlh_, obj);                              \
 			batch_next(bt);                                        \
@@ -257,7 +256,8 @@ static int fw_install(struct fw *fw, const struct fw_snat *snat, bool owner,
 {
 	static const int fams[] = {AF_INET, AF_INET6};
 	struct fw_batch bt;
-	struct nftnl_table *t0 = fw_build_table(false), *t = fw_build_table(owner);
+	struct nftnl_table *t0 = fw_build_table(false),
+			   *t = fw_build_table(owner);
 	struct nftnl_obj *ctr = fw_build_counter();
 	int rc = -1;
 
@@ -297,8 +297,8 @@ static int fw_install(struct fw *fw, const struct fw_snat *snat, bool owner,
 				      nftnl_chain_nlmsg_build_payload, c)
 			  : -1;
 		nftnl_chain_free(c);
-		if (r < 0 || batch_add_rules(fw, &bt, (enum fw_chain_kind)k,
-					     snat) < 0)
+		if (r < 0 ||
+		    batch_add_rules(fw, &bt, (enum fw_chain_kind)k, snat) < 0)
 			goto overflow;
 	}
 	rc = batch_commit(fw, &bt, NULL, err, errlen);
@@ -414,8 +414,8 @@ static int batch_add_flow(struct fw *fw, struct fw_batch *bt,
 	return 0;
 }
 
-static int fw_apply(struct fw *fw, const struct fw_flow *const *flows,
-		    size_t n, unsigned what, bool add, bool *failed, char *err,
+static int fw_apply(struct fw *fw, const struct fw_flow *const *flows, size_t n,
+		    unsigned what, bool add, bool *failed, char *err,
 		    size_t errlen)
 {
 	struct fw_batch bt;
@@ -500,10 +500,11 @@ int fw_del(struct fw *fw, const struct fw_flow *const *flows, size_t n,
 						rc = -1;
 						continue;
 					}
-					if (BATCH_ADD(fw, &bt,
-						      NFT_MSG_DELSETELEM, 0, 0,
-						      nftnl_set_elems_nlmsg_build_payload,
-						      s) == 0 &&
+					if (BATCH_ADD(
+						    fw, &bt, NFT_MSG_DELSETELEM,
+						    0, 0,
+						    nftnl_set_elems_nlmsg_build_payload,
+						    s) == 0 &&
 					    batch_commit(fw, &bt, NULL, err,
 							 errlen) == 0)
 						fw->stats.elements_deleted++;
@@ -538,8 +539,8 @@ int fw_dropped(struct fw *fw, uint64_t *packets, uint64_t *bytes)
 
 	if (q == NULL || o == NULL)
 		goto out;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_INET, NLM_F_ACK,
-				    seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_INET,
+				    NLM_F_ACK, seq);
 	nftnl_obj_nlmsg_build_payload(nlh, q);
 	if (mnl_socket_sendto(fw->nl, nlh, nlh->nlmsg_len) < 0)
 		goto out;

@@ -74,7 +74,8 @@ struct nftnl_table *fw_build_table(bool owner)
 		return NULL;
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, FW_TABLE);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, owner ? NFT_TABLE_F_OWNER : 0);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS,
+			    owner ? NFT_TABLE_F_OWNER : 0);
 	return t;
 }
 
@@ -129,7 +130,8 @@ struct nftnl_set *fw_build_set(enum fw_set_kind k, int family)
 	nftnl_set_set_str(s, NFTNL_SET_NAME, fw_set_name(k, family));
 	nftnl_set_set_u32(s, NFTNL_SET_ID, fw_set_id(k, family));
 	if (k == FW_SET_BOUND) {
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, addr_port_type(family));
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE,
+				  addr_port_type(family));
 		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, alen + 4);
 		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, 0);
 		return s;
@@ -240,7 +242,8 @@ static void add_lookup(struct nftnl_rule *r, enum fw_set_kind k, int family,
 	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, fw_set_name(k, family));
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, fw_set_id(k, family));
 	if (invert)
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS,
+				   NFT_LOOKUP_F_INV);
 	nftnl_rule_add_expr(r, e);
 }
 

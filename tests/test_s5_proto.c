@@ -414,8 +414,7 @@ Test(s5_addr, str)
 
 	cr_assert_str_eq(s5_addr_str(&a, out, sizeof(out)), "198.18.0.1:1080");
 	a = addr6(80);
-	cr_assert_str_eq(s5_addr_str(&a, out, sizeof(out)),
-			 "[2001:db8::1]:80");
+	cr_assert_str_eq(s5_addr_str(&a, out, sizeof(out)), "[2001:db8::1]:80");
 	a = addrname("x.test", 0);
 	cr_assert_str_eq(s5_addr_str(&a, out, sizeof(out)), "x.test:0");
 }

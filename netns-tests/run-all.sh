@@ -1,0 +1,21 @@
+#!/bin/bash
+# Runs every netns-tests/test-*.sh (or the ones named) and prints a
+# summary.  Exit 0 only if none failed (skips are reported, not failures).
+cd "$(dirname "$0")" || exit 1
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(test-*.sh)
+pass=0 failn=0 skipn=0 failed=()
+for t in "${tests[@]}"; do
+	start=$(date +%s)
+	echo "== $t"
+	timeout 600 "./$t"
+	rc=$?
+	dur=$(($(date +%s) - start))
+	case $rc in
+	0) pass=$((pass + 1)); echo "== $t: PASS (${dur}s)" ;;
+	77) skipn=$((skipn + 1)); echo "== $t: SKIP (${dur}s)" ;;
+	*) failn=$((failn + 1)); failed+=("$t"); echo "== $t: FAIL rc=$rc (${dur}s)" ;;
+	esac
+done
+echo "netns tests: $pass passed, $failn failed, $skipn skipped"
+[ $failn -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }

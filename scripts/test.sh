@@ -1,0 +1,48 @@
+#!/bin/bash
+# The test command (README): installs the dependencies, builds with
+# ASan+UBSan and -Werror, runs the unit tests, a bounded fuzzing run, and
+# every end-to-end test in network namespaces.  Run as root on Debian 12.
+#   FUZZ_SECONDS=30   seconds per fuzz target (0 skips fuzzing)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+t0=$(date +%s)
+step() { echo; echo "### $* ($(($(date +%s) - t0))s)"; }
+fail() { echo "### FAILED: $*"; exit 1; }
+
+step "dependencies"
+./scripts/deps.sh || fail "dependencies"
+
+step "build (ASan+UBSan, -Werror)"
+./scripts/build.sh build -DSG_SANITIZE=ON -DSG_WERROR=ON || fail "build"
+
+step "formatting (clang-format)"
+if ! git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror 2>&1 | head -20 | grep -q .; then
+	echo "clang-format: clean"
+else
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror 2>&1 | head -20
+	fail "clang-format output differs (run: clang-format -i \$(git ls-files '*.c' '*.h'))"
+fi
+
+step "unit tests"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build && ctest --output-on-failure) || fail "unit tests"
+
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+	step "fuzzing (${FUZZ_SECONDS}s per target)"
+	./scripts/build.sh build-fuzz -DCMAKE_C_COMPILER=clang -DSG_FUZZ=ON -DSG_TESTS=OFF || fail "fuzz build"
+	for f in fuzz_s5 fuzz_cfg; do
+		mkdir -p "build-fuzz/corpus-$f"
+		./build-fuzz/fuzz/$f -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+			"build-fuzz/corpus-$f" 2>"build-fuzz/$f.log" || { tail -30 "build-fuzz/$f.log"; fail "$f found a bug"; }
+		echo "$f: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/$f.log" | grep -o '[0-9]*$') executions, no crash"
+	done
+fi
+
+step "end-to-end tests in network namespaces"
+# The daemon's sanitizer reports go to its log, which the tests check.
+export ASAN_OPTIONS=detect_leaks=1:log_path=stderr
+SG_BUILD=$PWD/build ./netns-tests/run-all.sh || fail "netns tests"
+
+step "all tests passed"
