@@ -174,3 +174,49 @@ Test(addr, unusable_bnd)
 	addr_parse("198.18.0.1", 0, &a);
 	cr_assert(!addr_is_unusable_bnd((struct sockaddr *)&a));
 }
+
+/* The shipped etc/socksgated.conf must not make an open proxy: a public
+ * client is denied every command, a private one is allowed. */
+Test(pol, shipped_config_is_not_open)
+{
+	char err[256];
+	struct sockaddr_storage c, d;
+	static const uint8_t cmds[] = {POL_CMD_CONNECT, POL_CMD_BIND,
+				       POL_CMD_UDP, POL_CMD_TRANSPARENT};
+	static const char *const publics[] = {"203.0.113.5", "2001:db8::5",
+					      "8.8.8.8"};
+
+	cfg_free(&C);
+	cr_assert_eq(cfg_load(SG_SOURCE_DIR "/etc/socksgated.conf", &C, err,
+			      sizeof(err)),
+		     0, "%s", err);
+	addr_parse("198.18.1.2", 80, &d);
+	for (size_t p = 0; p < 3; p++) {
+		addr_parse(publics[p], 1234, &c);
+		for (size_t i = 0; i < 4; i++) {
+			struct pol_query q = {.client = (struct sockaddr *)&c,
+					      .dst_ip = (struct sockaddr *)&d,
+					      .dst_port = 80,
+					      .cmd = cmds[i]};
+			cr_assert(!pol_check(C.rules, C.nrules, &q).allow,
+				  "%s allowed", publics[p]);
+		}
+	}
+	for (size_t i = 0; i < C.nlisten; i++) {
+		struct addr_cidr lo4, lo6;
+		addr_cidr_parse("127.0.0.0/8", &lo4);
+		addr_cidr_parse("::1", &lo6);
+		cr_assert(
+			addr_cidr_match(&lo4,
+					(struct sockaddr *)&C.listen[i]) ||
+				addr_cidr_match(
+					&lo6, (struct sockaddr *)&C.listen[i]),
+			"the shipped config listens beyond loopback");
+	}
+	addr_parse("192.168.1.20", 1234, &c);
+	struct pol_query q = {.client = (struct sockaddr *)&c,
+			      .dst_ip = (struct sockaddr *)&d,
+			      .dst_port = 80,
+			      .cmd = POL_CMD_CONNECT};
+	cr_assert(pol_check(C.rules, C.nrules, &q).allow);
+}
