@@ -560,10 +560,16 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)revents;
 	ev_prepare_stop(loop, w);
+	ev_now_update(loop);
+	ev_tstamp t0 = ev_now(loop);
 	if (t->pending_del.head)
 		flush_dels(t);
 	if (t->pending_add.head)
 		flush_adds(t);
+	ev_now_update(loop);
+	if (ev_now(loop) - t0 > 0.010)
+		log_debug("association batch took %.1f ms",
+			 (ev_now(loop) - t0) * 1000);
 }
 
 /* Releases endpoints whose quarantine is over, in one transaction. */
