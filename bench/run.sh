@@ -19,7 +19,8 @@ SETUP=$SG_BUILD/sg_setup
 mkdir -p "$OUT"
 sg_topology
 sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
-	"log-level warn" "max-clients 5000" "max-associations 200000"
+	"log-level warn" "max-clients 5000" "max-associations 200000" \
+	"close-on-target-fin no" "close-on-flow-end no" # one association carries every run
 sg_daemon
 # Many short N1 connections from one client address: let the client reuse
 # TIME_WAIT ports so that its connect() does not become the bottleneck.

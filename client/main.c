@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,7 +56,13 @@ static void usage(FILE *f)
 		   "SOCKSGATE_PTCL in its environment).\n"
 		   "Exit: 0 ok, 1 error, 2 usage, 3 server closed, 4 auth "
 		   "failed,\n"
-		   "10+REP request refused (e.g. 12 not allowed, 19 PTCL).\n");
+		   "10+REP request refused (e.g. 12 not allowed, 19 PTCL).\n"
+		   "\n"
+		   "       socksgate list [--json] [--control PATH]\n"
+		   "       socksgate stats [--json] [--control PATH]\n"
+		   "       socksgate close ASSOCIATION-ID [--control PATH]\n"
+		   "Query socksgated's control socket (default "
+		   "/run/socksgate/control.sock).\n");
 }
 
 static int parse_proto(const char *s)
@@ -322,6 +329,68 @@ static int cmd_transparent(int argc, char **argv)
 	return hold(fd, child);
 }
 
+/* socksgate list|stats [--json] | close ID  [--control PATH] */
+static int cmd_control(int argc, char **argv)
+{
+	const char *path = "/run/socksgate/control.sock", *id = NULL;
+	bool json = false;
+	char req[128], buf[65536];
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd, rc = 0;
+	ssize_t n;
+	bool first = true;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0 && strcmp(argv[0], "close"))
+			json = true;
+		else if (strcmp(argv[i], "--control") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strcmp(argv[0], "close") == 0 && id == NULL &&
+			 argv[i][0] != '-')
+			id = argv[i];
+		else {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (strcmp(argv[0], "close") == 0 && id == NULL) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (id)
+		snprintf(req, sizeof(req), "close %s\n", id);
+	else
+		snprintf(req, sizeof(req), "%s%s\n", argv[0],
+			 json ? " json" : "");
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "socksgate: control path too long\n");
+		return EXIT_USAGE;
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(stderr, "socksgate: %s: %s\n", path, strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
+		fprintf(stderr, "socksgate: %s: %s\n", path, strerror(errno));
+		close(fd);
+		return EXIT_ERROR;
+	}
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+		if (first && n >= 7 && strncmp(buf, "error: ", 7) == 0)
+			rc = EXIT_ERROR;
+		first = false;
+		fwrite(buf, 1, (size_t)n, rc ? stderr : stdout);
+	}
+	close(fd);
+	if (first) {
+		fprintf(stderr, "socksgate: no answer from %s\n", path);
+		return EXIT_ERROR;
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
@@ -331,6 +400,9 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "transparent") == 0)
 		return cmd_transparent(argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "stats") == 0 ||
+	    strcmp(argv[1], "close") == 0)
+		return cmd_control(argc - 1, argv + 1);
 	fprintf(stderr, "socksgate: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

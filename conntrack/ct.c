@@ -160,3 +160,105 @@ int ct_count_mark(struct ct *ct, uint32_t value, uint32_t mask)
 	collect_free(&col);
 	return n;
 }
+
+struct dump_ctx {
+	ct_flow_cb cb;
+	void *arg;
+	int n;
+};
+
+static int dump_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *c,
+		   void *data)
+{
+	struct dump_ctx *d = data;
+	struct ct_flow f;
+
+	(void)type;
+	if (ct_flow_from_entry(c, CT_EV_DUMP, &f) == 0) {
+		d->n++;
+		d->cb(d->arg, &f);
+	}
+	return NFCT_CB_CONTINUE;
+}
+
+int ct_dump_mark(struct ct *ct, uint32_t value, uint32_t mask, ct_flow_cb cb,
+		 void *arg)
+{
+	struct nfct_filter_dump *f = nfct_filter_dump_create();
+	struct nfct_filter_dump_mark m = {.val = value, .mask = mask};
+	struct dump_ctx d = {.cb = cb, .arg = arg};
+	int rc;
+
+	if (f == NULL)
+		return -1;
+	nfct_filter_dump_set_attr(f, NFCT_FILTER_DUMP_MARK, &m);
+	nfct_callback_register(ct->h, NFCT_T_ALL, dump_cb, &d);
+	rc = nfct_query(ct->h, NFCT_Q_DUMP_FILTER, f);
+	nfct_callback_unregister(ct->h);
+	nfct_filter_dump_destroy(f);
+	return rc < 0 ? -1 : d.n;
+}
+
+static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *c,
+		  void *data)
+{
+	(void)type;
+	ct_flow_from_entry(c, CT_EV_DUMP, data);
+	return NFCT_CB_CONTINUE;
+}
+
+int ct_take(struct ct *ct, const struct ct_tuple *t, struct ct_flow *out)
+{
+	struct nf_conntrack *c = tuple_to_ct(t);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (c == NULL)
+		return -1;
+	nfct_callback_register(ct->h, NFCT_T_ALL, get_cb, out);
+	rc = nfct_query(ct->h, NFCT_Q_GET, c);
+	nfct_callback_unregister(ct->h);
+	if (rc < 0) {
+		nfct_destroy(c);
+		return errno == ENOENT ? 0 : -1;
+	}
+	rc = nfct_query(ct->h, NFCT_Q_DESTROY, c);
+	nfct_destroy(c);
+	if (rc == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -1;
+}
+
+static int read_sysctl(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	int v = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+int ct_events_setting(void)
+{
+	return read_sysctl("/proc/sys/net/netfilter/nf_conntrack_events");
+}
+
+int ct_enable_acct(void)
+{
+	FILE *f;
+
+	if (read_sysctl("/proc/sys/net/netfilter/nf_conntrack_acct") == 1)
+		return 0;
+	f = fopen("/proc/sys/net/netfilter/nf_conntrack_acct", "we");
+	if (f == NULL)
+		return -1;
+	if (fputs("1\n", f) < 0) {
+		fclose(f);
+		return -1;
+	}
+	return fclose(f);
+}

@@ -12,69 +12,12 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "assoc_int.h"
 #include "ct.h"
 #include "fw.h"
 #include "log.h"
 #include "s5_proto.h"
 #include "srv.h"
-
-/* How long a released endpoint keeps dropping late packets. */
-#define ASSOC_QUARANTINE_SECS 2.0
-#define ASSOC_ID_MAX 0xffffffu
-
-enum assoc_state {
-	ASSOC_PENDING = 0, /* queued for installation */
-	ASSOC_LIVE,	   /* elements installed */
-	ASSOC_CLOSING,	   /* queued for removal */
-	ASSOC_QUARANTINE,  /* relay removed, endpoint still guarded */
-};
-
-/* Ports handed out on one BND.ADDR (one bit per port). */
-struct port_pool {
-	int family;
-	uint8_t addr[16];
-	uint8_t used[65536 / 8];
-	uint32_t hint;
-	struct port_pool *next;
-};
-
-struct assoc_list {
-	struct assoc *head, *tail;
-};
-
-struct assoc {
-	struct assoc_table *t;
-	uint32_t id;
-	enum assoc_state state;
-	struct fw_flow flow;
-	struct assoc_cbs cbs;
-	void *arg;
-	uint64_t session_id;
-	enum assoc_end end;
-	ev_tstamp created, until;
-	struct port_pool *pool;
-	struct assoc *hnext;	   /* id hash chain */
-	struct assoc *prev, *next; /* the one list it is on */
-	struct assoc_list *list;
-};
-
-struct assoc_table {
-	struct srv *srv;
-	struct ev_loop *loop;
-	struct fw *fw;
-	struct ct *ct;
-	enum cfg_snat snat_mode;
-	uint16_t port_lo, port_hi;
-	unsigned max;
-	struct assoc **buckets;
-	size_t nbuckets, count;
-	uint32_t next_id;
-	struct port_pool *pools;
-	struct assoc_list pending_add, pending_del, quarantine;
-	ev_prepare flush;
-	ev_timer sweep;
-	bool shutting_down;
-};
 
 const char *assoc_end_str(enum assoc_end e)
 {
@@ -131,7 +74,7 @@ static struct assoc **bucket(struct assoc_table *t, uint32_t id)
 	return &t->buckets[(id * 2654435761u) & (t->nbuckets - 1)];
 }
 
-static struct assoc *hash_find(struct assoc_table *t, uint32_t id)
+struct assoc *assoc_find(struct assoc_table *t, uint32_t id)
 {
 	for (struct assoc *a = *bucket(t, id); a; a = a->hnext)
 		if (a->id == id)
@@ -168,7 +111,7 @@ static int hash_insert(struct assoc_table *t, struct assoc *a)
 	for (uint32_t tries = 0; tries < ASSOC_ID_MAX; tries++) {
 		uint32_t id = t->next_id;
 		t->next_id = t->next_id >= ASSOC_ID_MAX ? 1 : t->next_id + 1;
-		if (hash_find(t, id) == NULL) {
+		if (assoc_find(t, id) == NULL) {
 			a->id = id;
 			struct assoc **b = bucket(t, id);
 			a->hnext = *b;
@@ -272,7 +215,7 @@ static int port_alloc(struct assoc_table *t, struct port_pool *p,
 
 /* --- lifecycle ------------------------------------------------------ */
 
-static void flow_tuple(const struct fw_flow *f, struct ct_tuple *ct)
+void assoc_flow_tuple(const struct fw_flow *f, struct ct_tuple *ct)
 {
 	memset(ct, 0, sizeof(*ct));
 	ct->family = f->family;
@@ -321,11 +264,22 @@ static void assoc_free(struct assoc *a)
 static void assoc_log_end(struct assoc *a)
 {
 	char f[300];
+	struct assoc_count c = a->done;
 
+	c.packets_orig += a->cur.packets_orig;
+	c.bytes_orig += a->cur.bytes_orig;
+	c.packets_reply += a->cur.packets_reply;
+	c.bytes_reply += a->cur.bytes_reply;
 	flow_str(&a->flow, f, sizeof(f));
-	log_info("assoc %u end: session %llu %s reason %s duration %.3fs",
+	a->t->stats.ended[a->end]++;
+	log_info("assoc %u end: session %llu %s reason %s duration %.3fs "
+		 "up %llu bytes %llu packets down %llu bytes %llu packets",
 		 a->id, (unsigned long long)a->session_id, f,
-		 assoc_end_str(a->end), ev_now(a->t->loop) - a->created);
+		 assoc_end_str(a->end), ev_now(a->t->loop) - a->created,
+		 (unsigned long long)c.bytes_orig,
+		 (unsigned long long)c.packets_orig,
+		 (unsigned long long)c.bytes_reply,
+		 (unsigned long long)c.packets_reply);
 }
 
 static void schedule_flush(struct assoc_table *t)
@@ -483,6 +437,7 @@ static void flush_adds(struct assoc_table *t)
 			a->cbs.ready;
 		void *arg = a->arg;
 		if (failed[i]) {
+			t->stats.setup_failures++;
 			assoc_free(a);
 			if (ready)
 				ready(arg, S5_REP_GENERAL, NULL);
@@ -495,12 +450,14 @@ static void flush_adds(struct assoc_table *t)
 
 		/* Packets sent before the association made an entry that
 		 * would bypass the DNAT: delete it now. */
-		flow_tuple(&a->flow, &tu);
+		assoc_flow_tuple(&a->flow, &tu);
 		if (ct_delete(t->ct, &tu) > 0)
 			log_debug("assoc %u: deleted a conntrack entry that "
 				  "predates it",
 				  a->id);
 		a->state = ASSOC_LIVE;
+		a->last_activity = ev_now(t->loop);
+		t->stats.opened++;
 		memset(&w, 0, sizeof(w));
 		w.atyp = alen == 16 ? S5_ATYP_IPV6 : S5_ATYP_IPV4;
 		memcpy(w.u.v6, a->flow.baddr, alen);
@@ -540,11 +497,18 @@ static void flush_dels(struct assoc_table *t)
 		struct assoc *a = t->pending_del.head;
 		struct ct_tuple tu;
 
+		struct ct_flow last;
+
 		list_remove(a);
-		flow_tuple(&a->flow, &tu);
-		if (ct_delete(t->ct, &tu) < 0)
+		assoc_flow_tuple(&a->flow, &tu);
+		/* Read the counters on the way out: the entry is gone next. */
+		if (ct_take(t->ct, &tu, &last) < 0) {
+			t->stats.conntrack_errors++;
 			log_warn("assoc %u: deleting its conntrack entry",
 				 a->id);
+		} else {
+			assoc_track_final(a, &last);
+		}
 		assoc_log_end(a);
 		a->state = ASSOC_QUARANTINE;
 		a->until = ev_now(t->loop) + ASSOC_QUARANTINE_SECS;
@@ -569,7 +533,7 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	ev_now_update(loop);
 	if (ev_now(loop) - t0 > 0.010)
 		log_debug("association batch took %.1f ms",
-			 (ev_now(loop) - t0) * 1000);
+			  (ev_now(loop) - t0) * 1000);
 }
 
 /* Releases endpoints whose quarantine is over, in one transaction. */
@@ -654,10 +618,12 @@ struct assoc_table *assoc_table_new(struct srv *srv, const struct cfg *cfg)
 			 purged);
 	snat_from_cfg(cfg, &snat);
 	t->fw = fw_open(&snat, true, err, sizeof(err));
-	if (t->fw == NULL)
+	if (t->fw == NULL) {
 		log_error("TRANSPARENT unavailable: nftables: %s", err);
-	else
-		log_info("nftables table inet %s installed", FW_TABLE);
+		return t;
+	}
+	log_info("nftables table inet %s installed", FW_TABLE);
+	assoc_track_open(t, cfg);
 	return t;
 }
 
@@ -666,6 +632,7 @@ void assoc_table_reconfigure(struct assoc_table *t, const struct cfg *cfg)
 	t->port_lo = cfg->relay_port_lo;
 	t->port_hi = cfg->relay_port_hi;
 	t->max = cfg->max_associations;
+	assoc_track_reconfigure(t, cfg);
 	if (t->fw && cfg->snat != t->snat_mode) {
 		struct fw_snat snat;
 		char err[256];
@@ -683,6 +650,9 @@ void assoc_table_shutdown(struct assoc_table *t)
 	if (t == NULL || t->shutting_down)
 		return;
 	t->shutting_down = true;
+	/* Last counters for the end log lines, before the flows go. */
+	assoc_table_refresh(t);
+	assoc_track_close(t);
 	/* Closing the owning socket drops the whole table at once, which
 	 * is faster than deleting elements association by association. */
 	fw_close(t->fw);
@@ -699,6 +669,76 @@ void assoc_table_shutdown(struct assoc_table *t)
 		assoc_log_end(a);
 		assoc_free(a);
 	}
+}
+
+void assoc_terminate(struct assoc *a, enum assoc_end why)
+{
+	void (*ended)(void *, enum assoc_end) = a->cbs.ended;
+	void *arg = a->arg;
+
+	if (a->state != ASSOC_LIVE)
+		return;
+	assoc_close(a, why);
+	if (ended)
+		ended(arg, why);
+}
+
+int assoc_terminate_id(struct assoc_table *t, uint32_t id, enum assoc_end why)
+{
+	struct assoc *a = assoc_find(t, id);
+
+	if (a == NULL || a->state != ASSOC_LIVE)
+		return -1;
+	assoc_terminate(a, why);
+	return 0;
+}
+
+static void sockaddr_of(int family, const uint8_t *addr, uint16_t port,
+			struct sockaddr_storage *ss)
+{
+	struct s5_addr w;
+	size_t alen = family == AF_INET6 ? 16 : 4;
+
+	memset(&w, 0, sizeof(w));
+	w.atyp = alen == 16 ? S5_ATYP_IPV6 : S5_ATYP_IPV4;
+	memcpy(w.u.v6, addr, alen);
+	w.port = port;
+	addr_from_s5(&w, ss);
+}
+
+void assoc_get_info(const struct assoc *a, struct assoc_info *ai)
+{
+	static const char *const states[] = {"pending", "live", "closing",
+					     "quarantine"};
+
+	memset(ai, 0, sizeof(*ai));
+	ai->id = a->id;
+	ai->session_id = a->session_id;
+	ai->proto = a->flow.proto;
+	sockaddr_of(a->flow.family, a->flow.saddr, a->flow.sport, &ai->src);
+	sockaddr_of(a->flow.family, a->flow.baddr, a->flow.bport, &ai->bnd);
+	sockaddr_of(a->flow.family, a->flow.daddr, a->flow.dport, &ai->dst);
+	ai->age = ev_now(a->t->loop) - a->created;
+	ai->state = states[a->state];
+	ai->packets_orig = a->done.packets_orig + a->cur.packets_orig;
+	ai->bytes_orig = a->done.bytes_orig + a->cur.bytes_orig;
+	ai->packets_reply = a->done.packets_reply + a->cur.packets_reply;
+	ai->bytes_reply = a->done.bytes_reply + a->cur.bytes_reply;
+}
+
+const struct assoc_stats *assoc_table_stats(const struct assoc_table *t)
+{
+	return &t->stats;
+}
+
+size_t assoc_table_count(const struct assoc_table *t)
+{
+	return t->count;
+}
+
+struct fw *assoc_table_fw(struct assoc_table *t)
+{
+	return t->fw;
 }
 
 void assoc_table_free(struct assoc_table *t)

@@ -31,12 +31,32 @@ struct assoc_table;
 
 enum assoc_end {
 	ASSOC_END_N1_CLOSED = 0,
-	ASSOC_END_TARGET_FIN,
-	ASSOC_END_FLOW_END,
-	ASSOC_END_IDLE,
-	ASSOC_END_OPERATOR,
+	ASSOC_END_TARGET_FIN, /* TCP: the target sent FIN, or a reset */
+	ASSOC_END_FLOW_END,   /* the flow's conntrack entry was destroyed */
+	ASSOC_END_IDLE,	      /* no packet for `timeout association-idle` */
+	ASSOC_END_OPERATOR,   /* socksgate close ID */
 	ASSOC_END_SHUTDOWN,
 	ASSOC_END_POLICY,
+	ASSOC_END_FAILED, /* never installed (setup failed) */
+};
+#define ASSOC_END_COUNT 8
+
+struct assoc_stats {
+	uint64_t opened, setup_failures;
+	uint64_t ended[ASSOC_END_COUNT];
+	uint64_t event_overruns, resyncs, events;
+	uint64_t conntrack_errors;
+};
+
+/* A live association as `socksgate list` shows it. */
+struct assoc_info {
+	uint32_t id;
+	uint64_t session_id;
+	uint8_t proto;
+	struct sockaddr_storage src, bnd, dst;
+	double age;
+	const char *state;
+	uint64_t packets_orig, bytes_orig, packets_reply, bytes_reply;
 };
 
 struct assoc_cbs {
@@ -77,6 +97,18 @@ struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
 			 const struct assoc_cbs *cbs, void *arg, uint8_t *rep);
 /* Ends an association: no callback is called afterwards. */
 void assoc_close(struct assoc *a, enum assoc_end why);
+/* Ends association id for a reason of the server's (operator, policy):
+ * like the kernel-decided ends, the owner's ended() callback runs.
+ * Returns 0, or -1 if there is no live association with that id. */
+int assoc_terminate_id(struct assoc_table *t, uint32_t id, enum assoc_end why);
+/* Re-reads the counters of every flow from conntrack. */
+void assoc_table_refresh(struct assoc_table *t);
+/* What `socksgate list` shows of an association. */
+void assoc_get_info(const struct assoc *a, struct assoc_info *ai);
+const struct assoc_stats *assoc_table_stats(const struct assoc_table *t);
+size_t assoc_table_count(const struct assoc_table *t);
+/* The nftables back end (for its counters), or NULL. */
+struct fw *assoc_table_fw(struct assoc_table *t);
 uint32_t assoc_id(const struct assoc *a);
 const char *assoc_end_str(enum assoc_end e);
 

@@ -107,6 +107,12 @@ void cfg_defaults(struct cfg *c)
 	c->ptcl_enabled[CFG_PTCL_TCP] = true;
 	c->ptcl_enabled[CFG_PTCL_UDP] = true;
 	c->max_associations = 100000;
+	c->close_on_target_fin = true;
+	/* A TCP (SCTP, DCCP) flow that ended is over; a UDP flow's entry
+	 * also expires after a quiet spell, which need not end the relay. */
+	c->close_on_flow_end[CFG_PTCL_TCP] = true;
+	c->close_on_flow_end[CFG_PTCL_SCTP] = true;
+	c->close_on_flow_end[CFG_PTCL_DCCP] = true;
 	snprintf(c->control_path, sizeof(c->control_path), "%s",
 		 CFG_DEFAULT_CONTROL);
 }
@@ -405,6 +411,57 @@ static int d_control(struct cfg_ctx *x, char **w, int n)
 	return 0;
 }
 
+static int parse_yes_no(const char *s, bool *out)
+{
+	if (strcmp(s, "yes") == 0)
+		*out = true;
+	else if (strcmp(s, "no") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static int d_target_fin(struct cfg_ctx *x, char **w, int n)
+{
+	if (n != 2 || parse_yes_no(w[1], &x->c->close_on_target_fin) < 0)
+		return cfg_error(x, "usage: close-on-target-fin yes|no");
+	return 0;
+}
+
+/* close-on-flow-end yes|no [PROTO ...]: all protocols, or those named. */
+static int d_flow_end(struct cfg_ctx *x, char **w, int n)
+{
+	bool v;
+
+	if (n < 2 || parse_yes_no(w[1], &v) < 0)
+		return cfg_error(x, "usage: close-on-flow-end yes|no "
+				    "[tcp|udp|sctp|udplite|dccp ...]");
+	if (n == 2) {
+		for (int p = 0; p < 256; p++)
+			x->c->close_on_flow_end[p] = v;
+		return 0;
+	}
+	for (int i = 2; i < n; i++) {
+		int p = cfg_ptcl_parse(w[i]);
+		if (p < 0)
+			return cfg_error(x, "unknown protocol '%s'", w[i]);
+		x->c->close_on_flow_end[p] = v;
+	}
+	return 0;
+}
+
+static int d_rcvbuf(struct cfg_ctx *x, char **w, int n)
+{
+	unsigned long v;
+
+	if (n != 2 || parse_uint(w[1], 4096, 1024UL * 1024 * 1024, &v) < 0)
+		return cfg_error(x, "usage: conntrack-rcvbuf BYTES "
+				    "(4096..1073741824)");
+	x->c->conntrack_rcvbuf = (unsigned)v;
+	return 0;
+}
+
 static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 {
 	const char *d = w[0];
@@ -437,6 +494,12 @@ static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 		return d_tsource(x, w, n);
 	if (strcmp(d, "control") == 0)
 		return d_control(x, w, n);
+	if (strcmp(d, "close-on-target-fin") == 0)
+		return d_target_fin(x, w, n);
+	if (strcmp(d, "close-on-flow-end") == 0)
+		return d_flow_end(x, w, n);
+	if (strcmp(d, "conntrack-rcvbuf") == 0)
+		return d_rcvbuf(x, w, n);
 	return cfg_error(x, "unknown directive '%s'", d);
 }
 

@@ -49,6 +49,10 @@ struct cfg {
 	bool transparent_source_any;
 	unsigned max_associations;
 	char control_path[PATH_MAX];
+	/* conntrack tracking */
+	bool close_on_target_fin;
+	bool close_on_flow_end[256]; /* per PTCL */
+	unsigned conntrack_rcvbuf;   /* bytes; 0 = default (4 MiB) */
 };
 
 /* Fills *c with the defaults (no listeners, no rules). */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "assoc.h"
 #include "auth.h"
 #include "log.h"
 #include "pol.h"
@@ -66,7 +67,9 @@ static void sess_log_end(struct sess *s)
 		 (unsigned long long)s->id, peer, s->user[0] ? s->user : "-",
 		 cmd_str(s->req.cmd), dst, rep, s->assoc_id,
 		 (unsigned long long)up, (unsigned long long)down,
-		 ev_now(s->srv->loop) - s->started, sess_end_str(s->end));
+		 ev_now(s->srv->loop) - s->started,
+		 s->end == SESS_END_ASSOC ? assoc_end_str(s->assoc_reason)
+					  : sess_end_str(s->end));
 }
 
 void sess_end(struct sess *s, enum sess_end why)

@@ -77,6 +77,7 @@ struct sess {
 	struct sockaddr_storage tp_src, tp_dst; /* resolved S and DST */
 	struct assoc *assoc;
 	uint32_t assoc_id; /* for the session's log line */
+	int assoc_reason;  /* enum assoc_end when SESS_END_ASSOC */
 };
 
 /* Takes ownership of an accepted, non-blocking fd. */

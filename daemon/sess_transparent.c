@@ -45,8 +45,8 @@ static void tp_ended(void *arg, enum assoc_end why)
 {
 	struct sess *s = arg;
 
-	(void)why;
-	s->assoc = NULL;
+	s->assoc = NULL; /* already closed by the table */
+	s->assoc_reason = why;
 	sess_end(s, SESS_END_ASSOC);
 }
 

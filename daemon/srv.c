@@ -20,6 +20,7 @@
 #include "addr.h"
 #include "assoc.h"
 #include "auth.h"
+#include "ctl.h"
 #include "dns.h"
 #include "log.h"
 #include "sess.h"
@@ -243,6 +244,10 @@ static void srv_reload(struct srv *s)
 	log_set_level((enum log_level)s->cfg.log_level);
 	if (s->assocs)
 		assoc_table_reconfigure(s->assocs, &s->cfg);
+	if (s->ctl == NULL || strcmp(ctl_path(s->ctl), s->cfg.control_path)) {
+		ctl_close(s->ctl);
+		s->ctl = ctl_open(s, s->cfg.control_path);
+	}
 	srv_maybe_resume(s);
 	log_info("configuration reloaded");
 }
@@ -293,6 +298,7 @@ int srv_init(struct srv *s, struct ev_loop *loop)
 	s->accept_retry.data = s;
 	if (srv_listeners_apply(s, &s->cfg) < 0)
 		return -1;
+	s->ctl = ctl_open(s, s->cfg.control_path);
 	ev_signal_init(&s->sig_int, srv_signal_cb, SIGINT);
 	ev_signal_init(&s->sig_term, srv_signal_cb, SIGTERM);
 	ev_signal_init(&s->sig_hup, srv_signal_cb, SIGHUP);
@@ -320,6 +326,8 @@ void srv_free(struct srv *s)
 		close(s->listeners[i].fd);
 	}
 	s->nlisteners = 0;
+	ctl_close(s->ctl);
+	s->ctl = NULL;
 	ev_timer_stop(s->loop, &s->accept_retry);
 	ev_signal_stop(s->loop, &s->sig_int);
 	ev_signal_stop(s->loop, &s->sig_term);

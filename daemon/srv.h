@@ -17,6 +17,7 @@ struct sess;
 struct auth_db;
 struct dns;
 struct assoc_table;
+struct ctl;
 
 struct srv_listener {
 	ev_io w;
@@ -50,6 +51,7 @@ struct srv {
 	uint64_t next_id;
 	struct srv_stats stats;
 	struct assoc_table *assocs; /* TRANSPARENT; NULL if unavailable */
+	struct ctl *ctl;	    /* control socket; NULL if it failed */
 	bool stopping;
 };
 

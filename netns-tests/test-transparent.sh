@@ -6,7 +6,10 @@
 # codes X'09' (PTCL), X'02' (spoofed S.ADDR), X'08' (mixed families).
 . "$(dirname "$0")/lib.sh"
 sg_topology
-sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64"
+# Each association here carries several TCP connections in turn: keep it
+# when one of them closes (issue 4 tests the default, close on target FIN).
+sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
+	"close-on-target-fin no"
 sg_daemon
 bg ip netns exec "$NS_T" $PEER tcp-echo 7000 --log "$SG_TMP/target-tcp.log"
 bg ip netns exec "$NS_T" $PEER udp-echo 7000 --log "$SG_TMP/target-udp.log"

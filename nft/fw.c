@@ -234,8 +234,9 @@ static int batch_add_rules(struct fw *fw, struct fw_batch *bt,
 	int rc = 0;
 
 	for (size_t f = 0; f < 2; f++) {
-		struct nftnl_rule *rules[2];
-		size_t n = fw_build_rules(k, fams[f], snat, rules, 2);
+		struct nftnl_rule *rules[FW_MAX_RULES];
+		size_t n =
+			fw_build_rules(k, fams[f], snat, rules, FW_MAX_RULES);
 		for (size_t i = 0; i < n; i++) {
 			if (rules[i] == NULL)
 				rc = -1;

@@ -322,6 +322,22 @@ static struct nftnl_rule *guard_rule(int family)
 	return r;
 }
 
+/* ct mark & 0xff000000 == 0x5a000000 accept   (family-independent) */
+static void add_mark_match(struct nftnl_rule *r);
+
+static struct nftnl_rule *guard_marked_rule(void)
+{
+	struct nftnl_rule *r = rule_new(FW_CHAIN_GUARD);
+	struct nftnl_expr *e;
+
+	add_mark_match(r);
+	e = nftnl_expr_alloc("immediate");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_ACCEPT);
+	nftnl_rule_add_expr(r, e);
+	return r;
+}
+
 /* ct mark set ip saddr . meta l4proto . th sport . ip daddr . th dport
  *   map @mark4 */
 static struct nftnl_rule *mark_rule(int family)
@@ -417,10 +433,15 @@ size_t fw_build_rules(enum fw_chain_kind k, int family,
 {
 	size_t n = 0;
 
-	if (cap < 2)
+	if (cap < FW_MAX_RULES)
 		return 0;
 	switch (k) {
 	case FW_CHAIN_GUARD:
+		/* Packets of flows that already passed the guard carry our
+		 * ct mark: accept them at the cost of one ct load, instead
+		 * of two set lookups per packet. */
+		if (family == AF_INET)
+			out[n++] = guard_marked_rule();
 		out[n++] = guard_rule(family);
 		break;
 	case FW_CHAIN_PRE:

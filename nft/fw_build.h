@@ -9,8 +9,9 @@
  *   map dnatF   assoc key : DST.ADDR . DST.PORT
  *   map markF   assoc key : mark
  * counter dropped, and three base chains:
- *   guard (filter prerouting -150): to a bound endpoint but not an
- *         association's exact key -> count, drop (silently: no RST/ICMP)
+ *   guard (filter prerouting -150): our ct mark -> accept (flows that
+ *         passed already); to a bound endpoint but not an association's
+ *         exact key -> count, drop (silently: no RST/ICMP)
  *   pre   (nat prerouting dstnat): ct mark from markF, dnat from dnatF
  *   post  (nat postrouting srcnat): our ct mark -> masquerade | snat | -
  * Per-packet cost is a fixed number of hash lookups whatever the number of
@@ -74,7 +75,9 @@ struct nftnl_table *fw_build_table(bool owner);
 struct nftnl_obj *fw_build_counter(void);
 struct nftnl_set *fw_build_set(enum fw_set_kind k, int family);
 struct nftnl_chain *fw_build_chain(enum fw_chain_kind k);
-/* The rules of a chain for one family; *n is set to how many (0..2). */
+/* The rules of a chain for one family (0..FW_MAX_RULES; out must have
+ * room for FW_MAX_RULES); returns how many. */
+#define FW_MAX_RULES 3
 size_t fw_build_rules(enum fw_chain_kind k, int family,
 		      const struct fw_snat *snat, struct nftnl_rule **out,
 		      size_t cap);

@@ -30,8 +30,8 @@ static void render_rules(enum fw_chain_kind k, const struct fw_snat *snat,
 
 	out[0] = '\0';
 	for (int f = 0; f < 2; f++) {
-		struct nftnl_rule *r[2];
-		size_t n = fw_build_rules(k, fams[f], snat, r, 2);
+		struct nftnl_rule *r[FW_MAX_RULES];
+		size_t n = fw_build_rules(k, fams[f], snat, r, FW_MAX_RULES);
 		for (size_t i = 0; i < n; i++) {
 			off += (size_t)nftnl_rule_snprintf(out + off, cap - off,
 							   r[i], 0, 0);
