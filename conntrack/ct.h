@@ -63,6 +63,18 @@ int ct_flow_from_entry(const struct nf_conntrack *c, enum ct_event_type t,
  * was reset.  Pure. */
 bool ct_flow_target_closed(const struct ct_flow *f);
 
+/* What a flow event means for its association, given the policy. */
+enum ct_verdict {
+	CT_KEEP = 0,
+	CT_END_TARGET_CLOSED, /* TCP: FIN from the target, or a reset */
+	CT_END_FLOW_GONE,     /* the entry was destroyed */
+};
+/* Pure: close_on_target_fin and close_on_flow_end (for this flow's
+ * protocol) are the configuration's answers. */
+enum ct_verdict ct_flow_verdict(const struct ct_flow *f,
+				bool close_on_target_fin,
+				bool close_on_flow_end);
+
 struct ct *ct_open(char *err, size_t errlen);
 void ct_close(struct ct *ct);
 /* Deletes the entry whose original tuple is t.  Returns 1 if one was

@@ -100,3 +100,14 @@ bool ct_flow_target_closed(const struct ct_flow *f)
 		return false;
 	}
 }
+
+enum ct_verdict ct_flow_verdict(const struct ct_flow *f,
+				bool close_on_target_fin,
+				bool close_on_flow_end)
+{
+	if (f->type == CT_EV_DESTROY)
+		return close_on_flow_end ? CT_END_FLOW_GONE : CT_KEEP;
+	if (close_on_target_fin && ct_flow_target_closed(f))
+		return CT_END_TARGET_CLOSED;
+	return CT_KEEP;
+}

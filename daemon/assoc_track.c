@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "assoc_int.h"
@@ -19,6 +20,7 @@
 #include "srv.h"
 
 #define TRACK_POLL_INTERVAL 1.0
+#define TRACK_REAP_INTERVAL 2.0
 #define TRACK_DEFAULT_RCVBUF (4 * 1024 * 1024)
 
 static bool flow_is_ours(const struct assoc *a, const struct ct_flow *f)
@@ -92,14 +94,21 @@ static void track_flow(void *arg, const struct ct_flow *f)
 		t->stats.events++;
 	a->seen_flow = true;
 	take_counters(a, f);
-	if (f->type == CT_EV_DESTROY) {
+	if (f->type == CT_EV_DESTROY)
 		flow_gone(a);
-		if (x->act && t->close_on_flow_end[a->flow.proto])
-			assoc_terminate(a, ASSOC_END_FLOW_END);
+	if (!x->act)
 		return;
-	}
-	if (x->act && t->close_on_target_fin && ct_flow_target_closed(f))
+	switch (ct_flow_verdict(f, t->close_on_target_fin,
+				t->close_on_flow_end[a->flow.proto])) {
+	case CT_END_TARGET_CLOSED:
 		assoc_terminate(a, ASSOC_END_TARGET_FIN);
+		break;
+	case CT_END_FLOW_GONE:
+		assoc_terminate(a, ASSOC_END_FLOW_END);
+		break;
+	case CT_KEEP:
+		break;
+	}
 }
 
 static void dump(struct assoc_table *t, bool act)
@@ -201,12 +210,23 @@ static void track_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	assoc_track_resync(w->data);
 }
 
+/* True if flows of a protocol that ends by timeout (UDP, UDP-Lite) end
+ * their association: the kernel reaps expired entries lazily (its garbage
+ * collector may take tens of seconds), but a dump reaps them at once. */
+static bool timeout_flows_end(const struct assoc_table *t)
+{
+	return t->close_on_flow_end[IPPROTO_UDP] ||
+	       t->close_on_flow_end[CFG_PTCL_UDPLITE];
+}
+
 static void track_timer_arm(struct assoc_table *t)
 {
 	double every = 0;
 
 	if (t->polling)
 		every = TRACK_POLL_INTERVAL;
+	else if (timeout_flows_end(t))
+		every = TRACK_REAP_INTERVAL;
 	if (t->idle_timeout > 0) {
 		double idle = t->idle_timeout / 4.0;
 		if (idle < 1)

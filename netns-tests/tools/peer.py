@@ -5,6 +5,8 @@ Servers (run in the background, stop with SIGTERM):
   tcp-echo PORT [--log FILE]      echo every byte; one log line per connection
   udp-echo PORT [--log FILE]      echo every datagram; one log line each
   tcp-sink PORT --log FILE        read to EOF, log "<bytes> <sha256>"
+  tcp-closer PORT --log FILE      echo one read, then close first (FIN);
+                                  log the time of the close
 
 Clients (exit 0 on success, print what they saw):
   tcp-echo-check HOST PORT [--src ADDR:PORT] [--bytes N]
@@ -85,6 +87,23 @@ def serve_tcp_echo(port, logf, sink=False):
         if not sink:
             log_line(logf, "conn %s %d" % (peer[0], peer[1]))
         threading.Thread(target=handle, args=(c, peer), daemon=True).start()
+
+
+def serve_tcp_closer(port, logf):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
+    s.listen(128)
+    while True:
+        c, peer = s.accept()
+        try:
+            d = c.recv(65536)
+            c.sendall(d)
+        except OSError:
+            pass
+        c.close()
+        log_line(logf, "%.6f close %s %d" % (time.time(), peer[0], peer[1]))
 
 
 def serve_udp_echo(port, logf):
@@ -260,7 +279,7 @@ def socks_raw(a):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("tcp-echo", "udp-echo", "tcp-sink"):
+    for name in ("tcp-echo", "udp-echo", "tcp-sink", "tcp-closer"):
         q = sub.add_parser(name)
         q.add_argument("port", type=int)
         q.add_argument("--log")
@@ -294,6 +313,8 @@ def main():
         serve_tcp_echo(a.port, a.log, sink=True)
     elif a.cmd == "udp-echo":
         serve_udp_echo(a.port, a.log)
+    elif a.cmd == "tcp-closer":
+        serve_tcp_closer(a.port, a.log)
     else:
         fn = {"tcp-echo-check": tcp_echo_check,
               "tcp-expect-silence": tcp_expect_silence,
