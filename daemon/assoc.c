@@ -258,6 +258,7 @@ static void assoc_free(struct assoc *a)
 	hash_remove(t, a);
 	if (a->pool)
 		port_mark(a->pool, a->flow.bport, false);
+	free(a->comment);
 	free(a);
 }
 
@@ -342,12 +343,14 @@ struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
 		free(a);
 		return NULL;
 	}
-	snprintf(a->flow.comment, sizeof(a->flow.comment),
-		 "assoc %u session %llu client %s user %s", a->id,
-		 (unsigned long long)r->session_id,
-		 addr_str((const struct sockaddr *)&r->client, client,
-			  sizeof(client)),
-		 r->user && r->user[0] ? r->user : "-");
+	/* The comment is only needed until the elements are in the kernel. */
+	if (asprintf(&a->comment, "assoc %u session %llu client %s user %s",
+		     a->id, (unsigned long long)r->session_id,
+		     addr_str((const struct sockaddr *)&r->client, client,
+			      sizeof(client)),
+		     r->user && r->user[0] ? r->user : "-") < 0)
+		a->comment = NULL;
+	a->flow.comment = a->comment;
 	a->state = ASSOC_PENDING;
 	list_push(&t->pending_add, a);
 	schedule_flush(t);
@@ -456,6 +459,9 @@ static void flush_adds(struct assoc_table *t)
 				  "predates it",
 				  a->id);
 		a->state = ASSOC_LIVE;
+		free(a->comment);
+		a->comment = NULL;
+		a->flow.comment = NULL;
 		a->last_activity = ev_now(t->loop);
 		t->stats.opened++;
 		memset(&w, 0, sizeof(w));

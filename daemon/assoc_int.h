@@ -49,6 +49,7 @@ struct assoc {
 	uint32_t id;
 	enum assoc_state state;
 	struct fw_flow flow;
+	char *comment; /* until installed */
 	struct assoc_cbs cbs;
 	void *arg;
 	uint64_t session_id;

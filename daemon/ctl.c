@@ -135,21 +135,21 @@ static void answer_list(struct ctl_conn *c, bool json)
 			   "SESSION", "COMMAND", "CLIENT", "USER", "STATE",
 			   "ASSOC", "AGE", "DETAILS");
 	for (struct sess *s = srv->sessions; s; s = s->next) {
-		char peer[ADDR_STRLEN], dst[300] = "-";
-		const char *user = s->user[0] ? s->user : "-";
+		char peer[ADDR_STRLEN];
+		const char *user = s->user ? s->user : "-";
+		const char *dst = s->dst ? s->dst : "-";
+		uint64_t up = s->conn ? s->conn->relay.up.bytes : 0;
+		uint64_t down = s->conn ? s->conn->relay.down.bytes : 0;
 		struct assoc_info ai;
 		bool has_assoc = s->assoc != NULL;
 
-		addr_str((struct sockaddr *)&s->peer, peer, sizeof(peer));
-		if (s->req.cmd)
-			s5_addr_str(&s->req.dst, dst, sizeof(dst));
+		addr_str(&s->peer.sa, peer, sizeof(peer));
 		if (has_assoc)
 			assoc_get_info(s->assoc, &ai);
 		if (!json) {
 			out_printf(c, "%-7llu %-11s %-24s %-10s %-11s ",
-				   (unsigned long long)s->id,
-				   cmd_name(s->req.cmd), peer, user,
-				   state_name(s->state));
+				   (unsigned long long)s->id, cmd_name(s->cmd),
+				   peer, user, state_name(s->state));
 			if (has_assoc) {
 				char sa[ADDR_STRLEN], ba[ADDR_STRLEN],
 					da[ADDR_STRLEN];
@@ -170,14 +170,12 @@ static void answer_list(struct ctl_conn *c, bool json)
 					(unsigned long long)ai.bytes_reply,
 					(unsigned long long)ai.packets_reply);
 			} else {
-				out_printf(
-					c,
-					"%-7s %8.1fs dst %s up %llu B "
-					"down %llu B\n",
-					"-", now - s->started, dst,
-					(unsigned long long)s->relay.up.bytes,
-					(unsigned long long)
-						s->relay.down.bytes);
+				out_printf(c,
+					   "%-7s %8.1fs dst %s up %llu B "
+					   "down %llu B\n",
+					   "-", now - s->started, dst,
+					   (unsigned long long)up,
+					   (unsigned long long)down);
 			}
 			continue;
 		}
@@ -185,9 +183,9 @@ static void answer_list(struct ctl_conn *c, bool json)
 			   "%s\n  {\"id\": %llu, \"command\": \"%s\", "
 			   "\"client\": \"%s\", \"user\": ",
 			   first ? "" : ",", (unsigned long long)s->id,
-			   cmd_name(s->req.cmd), peer);
+			   cmd_name(s->cmd), peer);
 		first = false;
-		if (s->user[0])
+		if (s->user)
 			out_json_str(c, s->user);
 		else
 			out_printf(c, "null");
@@ -197,8 +195,7 @@ static void answer_list(struct ctl_conn *c, bool json)
 			   state_name(s->state), now - s->started);
 		out_json_str(c, dst);
 		out_printf(c, ", \"bytes_up\": %llu, \"bytes_down\": %llu",
-			   (unsigned long long)s->relay.up.bytes,
-			   (unsigned long long)s->relay.down.bytes);
+			   (unsigned long long)up, (unsigned long long)down);
 		if (has_assoc) {
 			char sa[ADDR_STRLEN], ba[ADDR_STRLEN], da[ADDR_STRLEN];
 			out_printf(

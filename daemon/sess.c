@@ -1,5 +1,5 @@
 /*
- * sess: see sess.h.  The read callback appends to s->in and calls
+ * sess: see sess.h.  The read callback appends to s->setup->in and calls
  * sess_process(), which parses as many complete messages as the state
  * allows: parse (s5_proto), decide (pol, auth), then act.
  *
@@ -53,21 +53,20 @@ static void sess_log_end(struct sess *s)
 	char peer[ADDR_STRLEN], dst[300] = "-", rep[8] = "-";
 	uint64_t up = 0, down = 0;
 
-	addr_str((struct sockaddr *)&s->peer, peer, sizeof(peer));
-	if (s->req.cmd)
-		s5_addr_str(&s->req.dst, dst, sizeof(dst));
+	addr_str(&s->peer.sa, peer, sizeof(peer));
+	if (s->dst)
+		snprintf(dst, sizeof(dst), "%s", s->dst);
 	if (s->rep != 0xff)
 		snprintf(rep, sizeof(rep), "0x%02x", s->rep);
-	if (s->req.cmd == S5_CMD_CONNECT) {
-		up = s->relay.up.bytes;
-		down = s->relay.down.bytes;
+	if (s->conn) {
+		up = s->conn->relay.up.bytes;
+		down = s->conn->relay.down.bytes;
 	}
 	log_info("session %llu end: client %s user %s cmd %s dst %s rep %s "
 		 "assoc %u up %llu down %llu duration %.3fs reason %s",
-		 (unsigned long long)s->id, peer, s->user[0] ? s->user : "-",
-		 cmd_str(s->req.cmd), dst, rep, s->assoc_id,
-		 (unsigned long long)up, (unsigned long long)down,
-		 ev_now(s->srv->loop) - s->started,
+		 (unsigned long long)s->id, peer, s->user ? s->user : "-",
+		 cmd_str(s->cmd), dst, rep, s->assoc_id, (unsigned long long)up,
+		 (unsigned long long)down, ev_now(s->srv->loop) - s->started,
 		 s->end == SESS_END_ASSOC ? assoc_end_str(s->assoc_reason)
 					  : sess_end_str(s->end));
 }
@@ -86,6 +85,10 @@ void sess_end(struct sess *s, enum sess_end why)
 	ev_timer_stop(srv->loop, &s->timer);
 	sess_log_end(s);
 	close(s->fd);
+	sess_settle(s);
+	free(s->conn);
+	free(s->user);
+	free(s->dst);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -108,7 +111,7 @@ static int sess_flush(struct sess *s)
 			return -1;
 		}
 		memmove(s->out, s->out + n, s->outlen - (size_t)n);
-		s->outlen -= (size_t)n;
+		s->outlen -= (uint8_t)n;
 	}
 	if (s->outlen > 0)
 		ev_io_start(s->srv->loop, &s->wr);
@@ -122,7 +125,7 @@ static int sess_write(struct sess *s, const uint8_t *buf, size_t len)
 	if (len > sizeof(s->out) - s->outlen)
 		return -1;
 	memcpy(s->out + s->outlen, buf, len);
-	s->outlen += len;
+	s->outlen += (uint8_t)len;
 	return sess_flush(s);
 }
 
@@ -163,23 +166,32 @@ void sess_reply(struct sess *s, uint8_t rep, const struct sockaddr *bnd)
 	}
 }
 
+void sess_settle(struct sess *s)
+{
+	if (s->setup) {
+		explicit_bzero(s->setup, sizeof(*s->setup));
+		free(s->setup);
+		s->setup = NULL;
+	}
+}
+
 bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 		  const char *dst_name, uint16_t port)
 {
 	const struct cfg *c = &s->srv->cfg;
 	struct pol_query q = {
-		.client = (struct sockaddr *)&s->peer,
+		.client = &s->peer.sa,
 		.dst_ip = dst_ip,
 		.dst_name = dst_name,
 		.dst_port = port,
-		.cmd = pol_cmd_bit(s->req.cmd),
-		.user = s->authed && s->user[0] ? s->user : NULL,
+		.cmd = pol_cmd_bit(s->cmd),
+		.user = s->authed ? s->user : NULL,
 	};
 	struct pol_decision d = pol_check(c->rules, c->nrules, &q);
 
 	if (!d.allow) {
 		char peer[ADDR_STRLEN], dst[ADDR_STRLEN] = "";
-		addr_str((struct sockaddr *)&s->peer, peer, sizeof(peer));
+		addr_str(&s->peer.sa, peer, sizeof(peer));
 		if (dst_ip)
 			addr_ip_str(dst_ip, dst, sizeof(dst));
 		log_info("session %llu: %s to %s%s%s port %u denied by %s%d",
@@ -225,11 +237,11 @@ static void sess_authenticate(struct sess *s, struct s5_auth *a)
 
 	explicit_bzero(a->passwd, sizeof(a->passwd));
 	/* Keep the name for logs and rules, without control bytes. */
-	for (size_t i = 0; i < a->ulen && i < sizeof(s->user) - 1; i++)
-		s->user[i] = (a->uname[i] < 0x20 || a->uname[i] == 0x7f)
-				     ? '?'
-				     : a->uname[i];
-	s->user[a->ulen] = '\0';
+	free(s->user);
+	s->user = strndup(a->uname, a->ulen);
+	for (char *p = s->user; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	s5_auth_reply_build(ok ? S5_AUTH_SUCCESS : S5_AUTH_FAILURE, buf,
 			    sizeof(buf));
 	if (sess_write(s, buf, 2) < 0) {
@@ -241,9 +253,8 @@ static void sess_authenticate(struct sess *s, struct s5_auth *a)
 		s->srv->stats.auth_failures++;
 		log_warnx("session %llu: authentication failed for user '%s' "
 			  "from %s",
-			  (unsigned long long)s->id, s->user,
-			  addr_str((struct sockaddr *)&s->peer, peer,
-				   sizeof(peer)));
+			  (unsigned long long)s->id, s->user ? s->user : "?",
+			  addr_str(&s->peer.sa, peer, sizeof(peer)));
 		sess_close_soon(s, SESS_END_AUTH);
 		return;
 	}
@@ -254,8 +265,13 @@ static void sess_authenticate(struct sess *s, struct s5_auth *a)
 static void sess_request(struct sess *s)
 {
 	ev_timer_stop(s->srv->loop, &s->timer); /* handshake done */
-	s->srv->stats.sessions_by_cmd[s->req.cmd]++;
-	switch (s->req.cmd) {
+	char dst[300];
+
+	s->cmd = s->setup->req.cmd;
+	s5_addr_str(&s->setup->req.dst, dst, sizeof(dst));
+	s->dst = strdup(dst);
+	s->srv->stats.sessions_by_cmd[s->cmd]++;
+	switch (s->cmd) {
 	case S5_CMD_CONNECT:
 		sess_connect_start(s);
 		break;
@@ -275,8 +291,7 @@ static void sess_protocol_error(struct sess *s, enum s5_status st)
 	s->srv->stats.bad_requests++;
 	log_info("session %llu: malformed message from %s: %s",
 		 (unsigned long long)s->id,
-		 addr_str((struct sockaddr *)&s->peer, peer, sizeof(peer)),
-		 s5_status_str(st));
+		 addr_str(&s->peer.sa, peer, sizeof(peer)), s5_status_str(st));
 	if (s->state == SESS_REQUEST) {
 		sess_reply(s, s5_status_to_rep(st), NULL);
 		s->end = SESS_END_PROTOCOL;
@@ -293,6 +308,7 @@ static void sess_protocol_error(struct sess *s, enum s5_status st)
 /* Parses whatever complete messages s->in holds, in order. */
 static void sess_process(struct sess *s)
 {
+	struct sess_setup *su = s->setup;
 	size_t used = 0;
 	enum s5_status st = S5_OK;
 
@@ -304,21 +320,22 @@ static void sess_process(struct sess *s)
 		} msg;
 
 		if (before == SESS_METHODS) {
-			st = s5_methods_parse(s->in, s->inlen, &msg.m, &used);
+			st = s5_methods_parse(su->in, su->inlen, &msg.m, &used);
 			if (st == S5_OK)
 				sess_choose_method(s, &msg.m);
 		} else if (before == SESS_AUTH) {
-			st = s5_auth_parse(s->in, s->inlen, &msg.a, &used);
+			st = s5_auth_parse(su->in, su->inlen, &msg.a, &used);
 			if (st == S5_OK)
 				sess_authenticate(s, &msg.a);
 			explicit_bzero(&msg.a, sizeof(msg.a));
 		} else if (before == SESS_REQUEST) {
-			st = s5_request_parse(s->in, s->inlen, &s->req, &used);
+			st = s5_request_parse(su->in, su->inlen, &su->req,
+					      &used);
 		} else {
 			return;
 		}
 		if (st == S5_NEED_MORE) {
-			if (s->inlen == sizeof(s->in))
+			if (su->inlen == sizeof(su->in))
 				sess_protocol_error(s, S5_ERR_VERSION);
 			return;
 		}
@@ -326,8 +343,8 @@ static void sess_process(struct sess *s)
 			sess_protocol_error(s, st);
 			return;
 		}
-		memmove(s->in, s->in + used, s->inlen - used);
-		s->inlen -= used;
+		memmove(su->in, su->in + used, su->inlen - used);
+		su->inlen -= used;
 		if (before == SESS_REQUEST) {
 			sess_request(s);
 			return;
@@ -345,7 +362,7 @@ static void sess_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (s->state == SESS_CLOSING || s->state == SESS_TRANSPARENT) {
+	if (s->state == SESS_CLOSING || s->setup == NULL) {
 		/* Nothing more is expected: drain, and notice the close. */
 		n = recv(s->fd, junk, sizeof(junk), 0);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
@@ -353,12 +370,13 @@ static void sess_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 							     : SESS_END_CLIENT);
 		return;
 	}
-	if (s->inlen == sizeof(s->in)) {
+	if (s->setup->inlen == sizeof(s->setup->in)) {
 		/* Pipelined data beyond what the phase needs: wait. */
 		ev_io_stop(loop, &s->rd);
 		return;
 	}
-	n = recv(s->fd, s->in + s->inlen, sizeof(s->in) - s->inlen, 0);
+	n = recv(s->fd, s->setup->in + s->setup->inlen,
+		 sizeof(s->setup->in) - s->setup->inlen, 0);
 	if (n == 0) {
 		sess_end(s, SESS_END_CLIENT);
 		return;
@@ -368,7 +386,7 @@ static void sess_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 			sess_end(s, SESS_END_RESET);
 		return;
 	}
-	s->inlen += (size_t)n;
+	s->setup->inlen += (size_t)n;
 	if (s->state <= SESS_REQUEST)
 		sess_process(s);
 }
@@ -437,18 +455,26 @@ struct sess *sess_new(struct srv *srv, int fd,
 		      const struct sockaddr_storage *peer)
 {
 	struct sess *s = calloc(1, sizeof(*s));
-	socklen_t sl = sizeof(s->local);
+	struct sockaddr_storage ss = *peer;
+	socklen_t sl = sizeof(ss);
 
 	if (s == NULL)
 		return NULL;
+	s->setup = malloc(sizeof(*s->setup));
+	if (s->setup == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->setup->inlen = 0;
 	s->srv = srv;
 	s->fd = fd;
-	s->tfd = -1;
 	s->id = ++srv->next_id;
-	s->peer = *peer;
-	addr_unmap(&s->peer);
-	if (getsockname(fd, (struct sockaddr *)&s->local, &sl) == 0)
-		addr_unmap(&s->local);
+	addr_unmap(&ss);
+	memcpy(&s->peer, &ss, addr_len((struct sockaddr *)&ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		addr_unmap(&ss);
+		memcpy(&s->local, &ss, addr_len((struct sockaddr *)&ss));
+	}
 	s->rep = 0xff;
 	s->started = ev_now(srv->loop);
 	ev_io_init(&s->rd, sess_rd_cb, fd, EV_READ);

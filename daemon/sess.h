@@ -10,6 +10,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "dns.h"
@@ -44,28 +45,25 @@ enum sess_end {
 	SESS_END_ASSOC,	   /* the association ended (reason in assoc log) */
 };
 
-struct sess {
-	struct srv *srv;
-	struct sess *prev, *next;
-	uint64_t id;
-	int fd;
-	struct sockaddr_storage peer, local;
-	enum sess_state state;
-	ev_io rd, wr;
-	ev_timer timer;
-	ev_tstamp started;
+/* An IPv4 or IPv6 socket address, sized for those two only. */
+union sess_addr {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+};
+
+/* What only the handshake and the command's setup need; freed once the
+ * session settles (relay running, association live), so that a
+ * long-lived session costs a few hundred bytes. */
+struct sess_setup {
 	uint8_t in[S5_MAX_REQUEST + 64];
 	size_t inlen;
-	uint8_t out[600];
-	size_t outlen;
-	bool half_closed; /* CLOSING: our FIN sent */
-	bool authed;
-	char user[256];
 	struct s5_request req;
-	uint8_t rep; /* reply sent, 0xff before any */
-	enum sess_end end;
-	/* CONNECT */
-	struct dns_query *dnsq;
+	struct sockaddr_storage tp_src, tp_dst; /* TRANSPARENT: resolved */
+};
+
+/* CONNECT's state (outbound connection and relay). */
+struct sess_conn {
 	struct sockaddr_storage addrs[DNS_MAX_ADDRS];
 	size_t naddrs, addr_idx;
 	uint8_t best_rep;
@@ -73,8 +71,31 @@ struct sess {
 	ev_io cw; /* outbound connect in progress */
 	struct sockaddr_storage target;
 	struct relay relay;
+};
+
+struct sess {
+	struct srv *srv;
+	struct sess *prev, *next;
+	uint64_t id;
+	int fd;
+	union sess_addr peer, local;
+	enum sess_state state;
+	ev_io rd, wr;
+	ev_timer timer;
+	ev_tstamp started;
+	uint8_t out[32]; /* the longest reply is 22 bytes */
+	uint8_t outlen;
+	bool half_closed; /* CLOSING: our FIN sent */
+	bool authed;
+	uint8_t cmd; /* the request's CMD, 0 before it */
+	uint8_t rep; /* reply sent, 0xff before any */
+	enum sess_end end;
+	char *user;		  /* authenticated user name, or NULL */
+	char *dst;		  /* DST as requested ("name:port"), for logs */
+	struct sess_setup *setup; /* NULL once settled */
+	struct sess_conn *conn;	  /* CONNECT only */
+	struct dns_query *dnsq;
 	/* TRANSPARENT */
-	struct sockaddr_storage tp_src, tp_dst; /* resolved S and DST */
 	struct assoc *assoc;
 	uint32_t assoc_id; /* for the session's log line */
 	int assoc_reason;  /* enum assoc_end when SESS_END_ASSOC */
@@ -88,6 +109,8 @@ void sess_end(struct sess *s, enum sess_end why);
 /* Sends a reply (REP and BND) and, unless rep is success, closes the
  * session once it is written. */
 void sess_reply(struct sess *s, uint8_t rep, const struct sockaddr *bnd);
+/* Frees the setup state (the session has settled). */
+void sess_settle(struct sess *s);
 /* Checks a destination against the rules for this session's command. */
 bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 		  const char *dst_name, uint16_t port);

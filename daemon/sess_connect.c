@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -43,8 +44,8 @@ static uint8_t connect_errno_rep(int err)
  * says more than "general". */
 static void note_failure(struct sess *s, uint8_t rep)
 {
-	if (s->best_rep == S5_REP_GENERAL || s->best_rep == 0)
-		s->best_rep = rep;
+	if (s->conn->best_rep == S5_REP_GENERAL || s->conn->best_rep == 0)
+		s->conn->best_rep = rep;
 }
 
 static void relay_done(void *arg, enum relay_end why)
@@ -62,9 +63,9 @@ static void connect_established(struct sess *s)
 	socklen_t bl = sizeof(bnd);
 	struct srv *srv = s->srv;
 
-	ev_io_stop(srv->loop, &s->cw);
+	ev_io_stop(srv->loop, &s->conn->cw);
 	ev_timer_stop(srv->loop, &s->timer);
-	if (getsockname(s->tfd, (struct sockaddr *)&bnd, &bl) < 0) {
+	if (getsockname(s->conn->tfd, (struct sockaddr *)&bnd, &bl) < 0) {
 		sess_reply(s, S5_REP_GENERAL, NULL);
 		return;
 	}
@@ -77,33 +78,36 @@ static void connect_established(struct sess *s)
 		return;
 	}
 	/* Bytes the client sent right after its request go first. */
-	if (s->inlen > 0) {
-		ssize_t n = send(s->tfd, s->in, s->inlen, MSG_NOSIGNAL);
-		if (n != (ssize_t)s->inlen) {
+	if (s->setup->inlen > 0) {
+		ssize_t n = send(s->conn->tfd, s->setup->in, s->setup->inlen,
+				 MSG_NOSIGNAL);
+		if (n != (ssize_t)s->setup->inlen) {
 			sess_end(s, SESS_END_RESET);
 			return;
 		}
-		s->relay.up.bytes += (uint64_t)n;
-		s->inlen = 0;
+		s->conn->relay.up.bytes += (uint64_t)n;
+		s->setup->inlen = 0;
 	}
 	s->state = SESS_RELAY;
+	sess_settle(s);
 	ev_io_stop(srv->loop, &s->rd);
-	relay_start(&s->relay, srv->loop, s->fd, s->tfd, srv->cfg.timeout_idle,
-		    relay_done, s);
+	relay_start(&s->conn->relay, srv->loop, s->fd, s->conn->tfd,
+		    srv->cfg.timeout_idle, relay_done, s);
 }
 
 static void connect_fail_current(struct sess *s, int err)
 {
 	char dst[ADDR_STRLEN];
 
-	log_debug("session %llu: connect to %s: %s", (unsigned long long)s->id,
-		  addr_str((struct sockaddr *)&s->target, dst, sizeof(dst)),
-		  strerror(err));
+	log_debug(
+		"session %llu: connect to %s: %s", (unsigned long long)s->id,
+		addr_str((struct sockaddr *)&s->conn->target, dst, sizeof(dst)),
+		strerror(err));
 	note_failure(s, connect_errno_rep(err));
-	ev_io_stop(s->srv->loop, &s->cw);
-	close(s->tfd);
-	s->tfd = -1;
-	s->addr_idx++;
+	ev_io_stop(s->srv->loop, &s->conn->cw);
+	close(s->conn->tfd);
+	s->conn->tfd = -1;
+	s->conn->addr_idx++;
 	connect_next(s);
 }
 
@@ -115,7 +119,7 @@ static void connect_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (getsockopt(s->tfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+	if (getsockopt(s->conn->tfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 		err = errno;
 	if (err == 0)
 		connect_established(s);
@@ -135,7 +139,7 @@ static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	/* Drop the remaining addresses: the client waited long enough. */
-	s->naddrs = s->addr_idx + 1;
+	s->conn->naddrs = s->conn->addr_idx + 1;
 	connect_fail_current(s, ETIMEDOUT);
 }
 
@@ -144,8 +148,9 @@ static void connect_next(struct sess *s)
 {
 	struct srv *srv = s->srv;
 
-	for (; s->addr_idx < s->naddrs; s->addr_idx++) {
-		struct sockaddr *sa = (struct sockaddr *)&s->addrs[s->addr_idx];
+	for (; s->conn->addr_idx < s->conn->naddrs; s->conn->addr_idx++) {
+		struct sockaddr *sa =
+			(struct sockaddr *)&s->conn->addrs[s->conn->addr_idx];
 		int fd = socket(sa->sa_family,
 				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
@@ -154,14 +159,14 @@ static void connect_next(struct sess *s)
 			note_failure(s, S5_REP_GENERAL);
 			continue;
 		}
-		s->target = s->addrs[s->addr_idx];
+		s->conn->target = s->conn->addrs[s->conn->addr_idx];
 		if (connect(fd, sa, addr_len(sa)) == 0 ||
 		    errno == EINPROGRESS) {
-			s->tfd = fd;
+			s->conn->tfd = fd;
 			s->state = SESS_CONNECTING;
-			ev_io_init(&s->cw, connect_wr_cb, fd, EV_WRITE);
-			s->cw.data = s;
-			ev_io_start(srv->loop, &s->cw);
+			ev_io_init(&s->conn->cw, connect_wr_cb, fd, EV_WRITE);
+			s->conn->cw.data = s;
+			ev_io_start(srv->loop, &s->conn->cw);
 			ev_timer_stop(srv->loop, &s->timer);
 			ev_set_cb(&s->timer, connect_timeout_cb);
 			ev_timer_set(&s->timer,
@@ -172,7 +177,9 @@ static void connect_next(struct sess *s)
 		note_failure(s, connect_errno_rep(errno));
 		close(fd);
 	}
-	sess_reply(s, s->best_rep ? s->best_rep : S5_REP_HOST_UNREACH, NULL);
+	sess_reply(s,
+		   s->conn->best_rep ? s->conn->best_rep : S5_REP_HOST_UNREACH,
+		   NULL);
 }
 
 /* Keeps the addresses the rules allow; replies X'02' if none is. */
@@ -180,18 +187,18 @@ static void connect_filter_and_go(struct sess *s, const char *name)
 {
 	size_t kept = 0;
 
-	for (size_t i = 0; i < s->naddrs; i++) {
-		struct sockaddr *sa = (struct sockaddr *)&s->addrs[i];
-		addr_set_port(sa, s->req.dst.port);
-		if (sess_allowed(s, sa, name, s->req.dst.port))
-			s->addrs[kept++] = s->addrs[i];
+	for (size_t i = 0; i < s->conn->naddrs; i++) {
+		struct sockaddr *sa = (struct sockaddr *)&s->conn->addrs[i];
+		addr_set_port(sa, s->setup->req.dst.port);
+		if (sess_allowed(s, sa, name, s->setup->req.dst.port))
+			s->conn->addrs[kept++] = s->conn->addrs[i];
 	}
 	if (kept == 0) {
 		sess_reply(s, S5_REP_NOT_ALLOWED, NULL);
 		return;
 	}
-	s->naddrs = kept;
-	s->addr_idx = 0;
+	s->conn->naddrs = kept;
+	s->conn->addr_idx = 0;
 	connect_next(s);
 }
 
@@ -202,25 +209,30 @@ static void connect_resolved(void *arg, enum dns_result res,
 
 	if (res != DNS_OK) {
 		log_info("session %llu: %s: %s", (unsigned long long)s->id,
-			 s->req.dst.u.dom.name, dns_result_str(res));
+			 s->setup->req.dst.u.dom.name, dns_result_str(res));
 		sess_reply(s, S5_REP_HOST_UNREACH, NULL);
 		return;
 	}
-	memcpy(s->addrs, addrs, n * sizeof(addrs[0]));
-	s->naddrs = n;
-	connect_filter_and_go(s, s->req.dst.u.dom.name);
+	memcpy(s->conn->addrs, addrs, n * sizeof(addrs[0]));
+	s->conn->naddrs = n;
+	connect_filter_and_go(s, s->setup->req.dst.u.dom.name);
 }
 
 void sess_connect_start(struct sess *s)
 {
 	struct srv *srv = s->srv;
 
-	s->best_rep = 0;
+	s->conn = calloc(1, sizeof(*s->conn));
+	if (s->conn == NULL) {
+		sess_reply(s, S5_REP_GENERAL, NULL);
+		return;
+	}
+	s->conn->tfd = -1;
 	/* Pipelined bytes stay in s->in; stop reading until the relay. */
 	ev_io_stop(srv->loop, &s->rd);
-	if (s->req.dst.atyp != S5_ATYP_DOMAIN) {
-		addr_from_s5(&s->req.dst, &s->addrs[0]);
-		s->naddrs = 1;
+	if (s->setup->req.dst.atyp != S5_ATYP_DOMAIN) {
+		addr_from_s5(&s->setup->req.dst, &s->conn->addrs[0]);
+		s->conn->naddrs = 1;
 		connect_filter_and_go(s, NULL);
 		return;
 	}
@@ -228,7 +240,7 @@ void sess_connect_start(struct sess *s)
 	ev_set_cb(&s->timer, connect_timeout_cb);
 	ev_timer_set(&s->timer, (double)srv->cfg.timeout_connect, 0.);
 	ev_timer_start(srv->loop, &s->timer);
-	if (dns_resolve(srv->dns, s->req.dst.u.dom.name, AF_UNSPEC,
+	if (dns_resolve(srv->dns, s->setup->req.dst.u.dom.name, AF_UNSPEC,
 			connect_resolved, s, &s->dnsq) < 0)
 		sess_reply(s, S5_REP_GENERAL, NULL);
 }
@@ -236,10 +248,12 @@ void sess_connect_start(struct sess *s)
 void sess_connect_stop(struct sess *s)
 {
 	dns_cancel(&s->dnsq);
-	ev_io_stop(s->srv->loop, &s->cw);
-	relay_stop(&s->relay);
-	if (s->tfd >= 0) {
-		close(s->tfd);
-		s->tfd = -1;
+	if (s->conn == NULL)
+		return;
+	ev_io_stop(s->srv->loop, &s->conn->cw);
+	relay_stop(&s->conn->relay);
+	if (s->conn->tfd >= 0) {
+		close(s->conn->tfd);
+		s->conn->tfd = -1;
 	}
 }

@@ -36,6 +36,7 @@ static void tp_ready(void *arg, uint8_t rep, const struct sockaddr *bnd)
 	setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	s->state = SESS_TRANSPARENT;
+	sess_settle(s);
 	sess_reply(s, S5_REP_SUCCEEDED, bnd);
 	/* Watch N1: EOF, RST or a keepalive failure ends the association. */
 	ev_io_start(s->srv->loop, &s->rd);
@@ -55,15 +56,15 @@ static void tp_proceed(struct sess *s)
 	static const struct assoc_cbs cbs = {tp_ready, tp_ended};
 	struct tp_check_in in = {
 		.cfg = &s->srv->cfg,
-		.peer = (struct sockaddr *)&s->peer,
-		.local = (struct sockaddr *)&s->local,
-		.ptcl = s->req.ptcl,
-		.src = (struct sockaddr *)&s->tp_src,
-		.dst = (struct sockaddr *)&s->tp_dst,
-		.dst_name = s->req.dst.atyp == S5_ATYP_DOMAIN
-				    ? s->req.dst.u.dom.name
+		.peer = &s->peer.sa,
+		.local = &s->local.sa,
+		.ptcl = s->setup->req.ptcl,
+		.src = (struct sockaddr *)&s->setup->tp_src,
+		.dst = (struct sockaddr *)&s->setup->tp_dst,
+		.dst_name = s->setup->req.dst.atyp == S5_ATYP_DOMAIN
+				    ? s->setup->req.dst.u.dom.name
 				    : NULL,
-		.user = s->authed && s->user[0] ? s->user : NULL,
+		.user = s->authed ? s->user : NULL,
 	};
 	struct tp_check_out out;
 	struct assoc_req r;
@@ -74,18 +75,18 @@ static void tp_proceed(struct sess *s)
 		char src[ADDR_STRLEN], dst[ADDR_STRLEN];
 		log_info("session %llu: TRANSPARENT ptcl %u %s -> %s refused "
 			 "(0x%02x): %s",
-			 (unsigned long long)s->id, s->req.ptcl,
+			 (unsigned long long)s->id, s->setup->req.ptcl,
 			 addr_str(in.src, src, sizeof(src)),
 			 addr_str(in.dst, dst, sizeof(dst)), rep, out.why);
 		sess_reply(s, rep, NULL);
 		return;
 	}
 	memset(&r, 0, sizeof(r));
-	r.proto = s->req.ptcl;
-	r.src = s->tp_src;
-	r.dst = s->tp_dst;
+	r.proto = s->setup->req.ptcl;
+	r.src = s->setup->tp_src;
+	r.dst = s->setup->tp_dst;
 	r.bnd = out.bnd;
-	r.client = s->peer;
+	memcpy(&r.client, &s->peer, sizeof(s->peer));
 	r.user = in.user;
 	r.session_id = s->id;
 	s->assoc = assoc_open(s->srv->assocs, &r, &cbs, s, &rep);
@@ -101,9 +102,11 @@ static void tp_resolved(void *arg, enum dns_result res,
 			const struct sockaddr_storage *addrs, size_t n)
 {
 	struct sess *s = arg;
-	bool src_pending = s->tp_src.ss_family == 0;
-	struct sockaddr_storage *slot = src_pending ? &s->tp_src : &s->tp_dst;
-	const struct s5_addr *w = src_pending ? &s->req.src : &s->req.dst;
+	bool src_pending = s->setup->tp_src.ss_family == 0;
+	struct sockaddr_storage *slot =
+		src_pending ? &s->setup->tp_src : &s->setup->tp_dst;
+	const struct s5_addr *w =
+		src_pending ? &s->setup->req.src : &s->setup->req.dst;
 	int want = 0;
 
 	if (res != DNS_OK) {
@@ -114,9 +117,10 @@ static void tp_resolved(void *arg, enum dns_result res,
 	}
 	/* Prefer the family of the other end if it is known. */
 	if (!src_pending)
-		want = s->tp_src.ss_family;
-	else if (s->req.dst.atyp != S5_ATYP_DOMAIN)
-		want = s->req.dst.atyp == S5_ATYP_IPV6 ? AF_INET6 : AF_INET;
+		want = s->setup->tp_src.ss_family;
+	else if (s->setup->req.dst.atyp != S5_ATYP_DOMAIN)
+		want = s->setup->req.dst.atyp == S5_ATYP_IPV6 ? AF_INET6
+							      : AF_INET;
 	*slot = addrs[0];
 	for (size_t i = 0; i < n; i++) {
 		if (addrs[i].ss_family == want) {
@@ -134,19 +138,19 @@ static void tp_resolve_next(struct sess *s)
 	const struct s5_addr *w = NULL;
 	int family = AF_UNSPEC;
 
-	if (s->tp_src.ss_family == 0)
-		w = &s->req.src;
-	else if (s->tp_dst.ss_family == 0)
-		w = &s->req.dst;
+	if (s->setup->tp_src.ss_family == 0)
+		w = &s->setup->req.src;
+	else if (s->setup->tp_dst.ss_family == 0)
+		w = &s->setup->req.dst;
 	if (w == NULL) {
 		tp_proceed(s);
 		return;
 	}
-	if (w == &s->req.dst)
-		family = s->tp_src.ss_family;
-	else if (s->req.dst.atyp == S5_ATYP_IPV4)
+	if (w == &s->setup->req.dst)
+		family = s->setup->tp_src.ss_family;
+	else if (s->setup->req.dst.atyp == S5_ATYP_IPV4)
 		family = AF_INET;
-	else if (s->req.dst.atyp == S5_ATYP_IPV6)
+	else if (s->setup->req.dst.atyp == S5_ATYP_IPV6)
 		family = AF_INET6;
 	s->state = SESS_RESOLVING;
 	if (dns_resolve(s->srv->dns, w->u.dom.name, family, tp_resolved, s,
@@ -161,9 +165,9 @@ void sess_transparent_start(struct sess *s)
 	ev_io_stop(srv->loop, &s->rd);
 	/* Checked before any name is resolved: an unknown PTCL needs no
 	 * lookup to be refused. */
-	if (!srv->cfg.ptcl_enabled[s->req.ptcl]) {
+	if (!srv->cfg.ptcl_enabled[s->setup->req.ptcl]) {
 		log_info("session %llu: TRANSPARENT ptcl %u not enabled",
-			 (unsigned long long)s->id, s->req.ptcl);
+			 (unsigned long long)s->id, s->setup->req.ptcl);
 		sess_reply(s, S5_REP_PTCL_UNSUPPORTED, NULL);
 		return;
 	}
@@ -171,15 +175,15 @@ void sess_transparent_start(struct sess *s)
 		sess_reply(s, S5_REP_GENERAL, NULL);
 		return;
 	}
-	memset(&s->tp_src, 0, sizeof(s->tp_src));
-	memset(&s->tp_dst, 0, sizeof(s->tp_dst));
-	if (s->req.src.atyp != S5_ATYP_DOMAIN)
-		addr_from_s5(&s->req.src, &s->tp_src);
-	if (s->req.dst.atyp != S5_ATYP_DOMAIN)
-		addr_from_s5(&s->req.dst, &s->tp_dst);
+	memset(&s->setup->tp_src, 0, sizeof(s->setup->tp_src));
+	memset(&s->setup->tp_dst, 0, sizeof(s->setup->tp_dst));
+	if (s->setup->req.src.atyp != S5_ATYP_DOMAIN)
+		addr_from_s5(&s->setup->req.src, &s->setup->tp_src);
+	if (s->setup->req.dst.atyp != S5_ATYP_DOMAIN)
+		addr_from_s5(&s->setup->req.dst, &s->setup->tp_dst);
 	/* Mixed literal families need no lookup either. */
-	if (s->tp_src.ss_family && s->tp_dst.ss_family &&
-	    s->tp_src.ss_family != s->tp_dst.ss_family) {
+	if (s->setup->tp_src.ss_family && s->setup->tp_dst.ss_family &&
+	    s->setup->tp_src.ss_family != s->setup->tp_dst.ss_family) {
 		sess_reply(s, S5_REP_ATYP_UNSUPPORTED, NULL);
 		return;
 	}

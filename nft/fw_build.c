@@ -12,6 +12,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nf_nat.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -524,11 +525,13 @@ struct nftnl_set *fw_build_elem(enum fw_set_kind k, const struct fw_flow *f)
 		uint32_t m = f->mark; /* ct mark is host byte order */
 		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &m, 4);
 	}
-	if (f->comment[0]) {
+	if (f->comment && f->comment[0]) {
+		char c[FW_COMMENT_MAX];
+		snprintf(c, sizeof(c), "%s", f->comment);
 		ud = nftnl_udata_buf_alloc(FW_COMMENT_MAX + 8);
 		if (ud) {
 			nftnl_udata_put_strz(ud, NFTNL_UDATA_SET_ELEM_COMMENT,
-					     f->comment);
+					     c);
 			nftnl_set_elem_set(e, NFTNL_SET_ELEM_USERDATA,
 					   nftnl_udata_buf_data(ud),
 					   nftnl_udata_buf_len(ud));

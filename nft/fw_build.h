@@ -54,7 +54,9 @@ struct fw_flow {
 	uint8_t daddr[16];
 	uint16_t dport;
 	uint32_t mark;
-	char comment[FW_COMMENT_MAX]; /* NUL-terminated, shown by nft list */
+	/* Shown by nft list; only read while elements are added (may be
+	 * NULL; at most FW_COMMENT_MAX - 1 bytes are used). */
+	const char *comment;
 };
 
 enum fw_snat_mode { FW_SNAT_MASQUERADE = 0, FW_SNAT_ADDRESS, FW_SNAT_NONE };

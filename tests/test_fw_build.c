@@ -121,7 +121,7 @@ static struct fw_flow flow4(void)
 	inet_pton(AF_INET, "198.18.0.2", f.saddr);
 	inet_pton(AF_INET, "198.18.0.1", f.baddr);
 	inet_pton(AF_INET, "198.18.1.2", f.daddr);
-	snprintf(f.comment, sizeof(f.comment), "assoc 1");
+	f.comment = "assoc 1";
 	return f;
 }
 
