@@ -19,12 +19,12 @@ SETUP=$SG_BUILD/sg_setup
 mkdir -p "$OUT"
 sg_topology
 sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
-	"log-level warn" "max-clients 5000" "max-associations 200000" \
-	"close-on-target-fin no" "close-on-flow-end no" # one association carries every run
+	"log-level warn" "max-clients 20000" "max-associations 200000" "relay-ports 10000-59999" \
+	"close-on-target-fin no" "close-on-flow-end no" # throughput: one association per protocol
 sg_daemon
 # Many short N1 connections from one client address: let the client reuse
 # TIME_WAIT ports so that its connect() does not become the bottleneck.
-inc sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000"
+inc sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000" # data sockets bind 65100+
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 json() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
@@ -90,6 +90,45 @@ for conc in 1 10 50 100; do
 	record "setup concurrency $conc" latency_p99 "$(echo "$out" | json "['latency_ms']['p99']")" ms
 	sleep 3
 done
+
+echo "== association end latency (200 associations each)"
+# The throughput runs reuse one association; here the defaults apply.
+sed -i '/^close-on-target-fin no$/d; /^close-on-flow-end no$/d' "$SG_TMP/socksgated.conf"
+kill -HUP "$DAEMON_PID"
+sleep 0.5
+bg ip netns exec "$NS_T" $PEER tcp-closer 7001
+bg ip netns exec "$NS_T" $PEER udp-echo 7002
+wait_listen "$NS_T" 7001
+out=$(inc $PY bench/assoc_latency.py fin $G4 1080 $C4 $T4:7001 200 65100) || fail "fin latency: $out"
+record "target FIN -> N1 closed" latency_median "$(echo "$out" | json "['latency_ms']['median']")" ms
+record "target FIN -> N1 closed" latency_p99 "$(echo "$out" | json "['latency_ms']['p99']")" ms
+ip netns exec "$NS_G" conntrack -E -e DESTROY -o timestamp >"$SG_TMP/ct-events.txt" 2>/dev/null &
+EVP=$!
+SG_PIDS+=($EVP)
+sleep 0.3
+out=$(inc $PY bench/assoc_latency.py teardown $G4 1080 $C4 $T4:7002 200 65300 "$SG_TMP/ct-events.txt") || fail "teardown latency: $out"
+kill $EVP 2>/dev/null
+record "N1 closed -> conntrack entry gone" latency_median "$(echo "$out" | json "['latency_ms']['median']")" ms
+record "N1 closed -> conntrack entry gone" latency_p99 "$(echo "$out" | json "['latency_ms']['p99']")" ms
+
+echo "== daemon memory"
+sleep 3
+rss() { awk '/VmRSS/ {print $2 * 1024}' /proc/$DAEMON_PID/status; }
+r0=$(rss)
+record "daemon RSS idle" rss "$r0" bytes
+ASSOCS=${BENCH_ASSOCS:-10000}
+bg ip netns exec "$NS_C" $PY netns-tests/tools/tp_load.py $G4 1080 --src $C4 --dst $T4:7000 \
+	--count "$ASSOCS" --concurrency 100 --first-port 10000 --hold 10
+LOADP=$LAST_PID
+for _ in $(seq 1 300); do
+	[ "$(set_count assoc4)" -ge "$ASSOCS" ] && break
+	sleep 0.1
+done
+n=$(set_count assoc4)
+r1=$(rss)
+record "daemon RSS with $n associations" rss "$r1" bytes
+record "daemon memory per association" bytes "$(((r1 - r0) / (n > 0 ? n : 1)))" bytes
+wait $LOADP
 
 {
 	echo "{\"machine\": \"$(uname -r), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)\","
