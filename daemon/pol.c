@@ -93,3 +93,25 @@ struct pol_decision pol_check(const struct pol_rule *rules, size_t n,
 	}
 	return d;
 }
+
+bool pol_may_allow(const struct pol_rule *rules, size_t n,
+		   const struct pol_query *q)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct pol_rule *r = &rules[i];
+		bool narrow = r->to_kind != POL_TO_ANY || r->port_lo != 0 ||
+			      r->port_hi != 65535;
+		if (!(r->cmds & q->cmd))
+			continue;
+		if (r->has_from && !addr_cidr_match(&r->from, q->client))
+			continue;
+		if (r->user[0] != '\0' &&
+		    (q->user == NULL || strcmp(q->user, r->user) != 0))
+			continue;
+		if (r->allow)
+			return true;
+		if (!narrow)
+			return false;
+	}
+	return false;
+}

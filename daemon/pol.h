@@ -61,6 +61,13 @@ struct pol_decision {
  * query without dst_ip, and `to NAME` does not match one without dst_name. */
 struct pol_decision pol_check(const struct pol_rule *rules, size_t n,
 			      const struct pol_query *q);
+/* For commands whose destinations come later (UDP ASSOCIATE: one per
+ * datagram): true if some rule could allow this client, command and user
+ * for some destination.  Rules with `to` or `port` are taken as matching
+ * when they allow, and as not matching when they deny; q->dst_* are
+ * ignored.  Each datagram is then checked with pol_check(). */
+bool pol_may_allow(const struct pol_rule *rules, size_t n,
+		   const struct pol_query *q);
 /* Maps a SOCKS command byte to its POL_CMD_* bit, 0 if unknown. */
 uint8_t pol_cmd_bit(uint8_t s5_cmd);
 /* Parses "connect|bind|udp|transparent|any"; 0 if unknown. */

@@ -80,6 +80,7 @@ void sess_end(struct sess *s, enum sess_end why)
 	if (s->state == SESS_TRANSPARENT || s->assoc)
 		sess_transparent_stop(s, why);
 	sess_connect_stop(s);
+	sess_udp_stop(s);
 	ev_io_stop(srv->loop, &s->rd);
 	ev_io_stop(srv->loop, &s->wr);
 	ev_timer_stop(srv->loop, &s->timer);
@@ -277,6 +278,12 @@ static void sess_request(struct sess *s)
 		break;
 	case S5_CMD_TRANSPARENT:
 		sess_transparent_start(s);
+		break;
+	case S5_CMD_UDP:
+		sess_udp_start(s);
+		break;
+	case S5_CMD_BIND:
+		sess_bind_start(s);
 		break;
 	default:
 		sess_reply(s, S5_REP_CMD_UNSUPPORTED, NULL);

@@ -19,6 +19,7 @@
 
 struct srv;
 struct assoc;
+struct sess_udp;
 
 enum sess_state {
 	SESS_METHODS = 0,
@@ -28,6 +29,8 @@ enum sess_state {
 	SESS_CONNECTING,  /* CONNECT: outbound connect in progress */
 	SESS_RELAY,	  /* CONNECT: relaying */
 	SESS_TRANSPARENT, /* association installed, N1 held open */
+	SESS_UDP,	  /* UDP ASSOCIATE relaying, N1 held open */
+	SESS_BIND_WAIT,	  /* BIND: first reply sent, waiting for the peer */
 	SESS_CLOSING,	  /* flushing a final reply */
 };
 
@@ -62,13 +65,15 @@ struct sess_setup {
 	struct sockaddr_storage tp_src, tp_dst; /* TRANSPARENT: resolved */
 };
 
-/* CONNECT's state (outbound connection and relay). */
+/* CONNECT's and BIND's state (the other connection and the relay). */
 struct sess_conn {
 	struct sockaddr_storage addrs[DNS_MAX_ADDRS];
 	size_t naddrs, addr_idx;
 	uint8_t best_rep;
 	int tfd;
 	ev_io cw; /* outbound connect in progress */
+	int lfd;  /* BIND: the listening socket */
+	ev_io lw;
 	struct sockaddr_storage target;
 	struct relay relay;
 };
@@ -93,7 +98,8 @@ struct sess {
 	char *user;		  /* authenticated user name, or NULL */
 	char *dst;		  /* DST as requested ("name:port"), for logs */
 	struct sess_setup *setup; /* NULL once settled */
-	struct sess_conn *conn;	  /* CONNECT only */
+	struct sess_conn *conn;	  /* CONNECT and BIND */
+	struct sess_udp *udp;	  /* UDP ASSOCIATE */
 	struct dns_query *dnsq;
 	/* TRANSPARENT */
 	struct assoc *assoc;
@@ -121,5 +127,11 @@ void sess_connect_start(struct sess *s);
 void sess_connect_stop(struct sess *s);
 void sess_transparent_start(struct sess *s);
 void sess_transparent_stop(struct sess *s, enum sess_end why);
+void sess_udp_start(struct sess *s);
+void sess_udp_stop(struct sess *s);
+void sess_bind_start(struct sess *s);
+/* Starts the byte relay between N1 and the connected conn->tfd (CONNECT
+ * once connected, BIND once the peer came). */
+void sess_connect_relay(struct sess *s);
 
 #endif

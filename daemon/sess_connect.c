@@ -73,12 +73,19 @@ static void connect_established(struct sess *s)
 	sess_reply(s, S5_REP_SUCCEEDED, (struct sockaddr *)&bnd);
 	if (s->state == SESS_CLOSING)
 		return;
+	sess_connect_relay(s);
+}
+
+void sess_connect_relay(struct sess *s)
+{
+	struct srv *srv = s->srv;
+
 	if (s->outlen > 0) { /* the relay must not overtake the reply */
 		sess_end(s, SESS_END_RESET);
 		return;
 	}
 	/* Bytes the client sent right after its request go first. */
-	if (s->setup->inlen > 0) {
+	if (s->setup && s->setup->inlen > 0) {
 		ssize_t n = send(s->conn->tfd, s->setup->in, s->setup->inlen,
 				 MSG_NOSIGNAL);
 		if (n != (ssize_t)s->setup->inlen) {
@@ -107,6 +114,7 @@ static void connect_fail_current(struct sess *s, int err)
 	ev_io_stop(s->srv->loop, &s->conn->cw);
 	close(s->conn->tfd);
 	s->conn->tfd = -1;
+	s->conn->lfd = -1;
 	s->conn->addr_idx++;
 	connect_next(s);
 }
@@ -228,6 +236,7 @@ void sess_connect_start(struct sess *s)
 		return;
 	}
 	s->conn->tfd = -1;
+	s->conn->lfd = -1;
 	/* Pipelined bytes stay in s->in; stop reading until the relay. */
 	ev_io_stop(srv->loop, &s->rd);
 	if (s->setup->req.dst.atyp != S5_ATYP_DOMAIN) {
@@ -251,9 +260,15 @@ void sess_connect_stop(struct sess *s)
 	if (s->conn == NULL)
 		return;
 	ev_io_stop(s->srv->loop, &s->conn->cw);
+	ev_io_stop(s->srv->loop, &s->conn->lw);
+	if (s->conn->lfd >= 0) {
+		close(s->conn->lfd);
+		s->conn->lfd = -1;
+	}
 	relay_stop(&s->conn->relay);
 	if (s->conn->tfd >= 0) {
 		close(s->conn->tfd);
 		s->conn->tfd = -1;
+		s->conn->lfd = -1;
 	}
 }

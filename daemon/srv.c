@@ -338,5 +338,7 @@ void srv_free(struct srv *s)
 	s->dns = NULL;
 	auth_free(s->auth);
 	s->auth = NULL;
+	free(s->udp_buf);
+	s->udp_buf = NULL;
 	cfg_free(&s->cfg);
 }

@@ -53,6 +53,7 @@ struct srv {
 	struct assoc_table *assocs; /* TRANSPARENT; NULL if unavailable */
 	struct ctl *ctl;	    /* control socket; NULL if it failed */
 	bool stopping;
+	uint8_t *udp_buf; /* UDP ASSOCIATE scratch buffer (one datagram) */
 };
 
 /* Sets up listeners, resolver, signals and back ends from s->cfg.

@@ -220,3 +220,21 @@ Test(pol, shipped_config_is_not_open)
 			      .cmd = POL_CMD_CONNECT};
 	cr_assert(pol_check(C.rules, C.nrules, &q).allow);
 }
+
+Test(pol, may_allow_for_udp_associations)
+{
+	struct sockaddr_storage c;
+	struct pol_query q = {.cmd = POL_CMD_UDP};
+
+	addr_parse("198.18.0.2", 1, &c);
+	q.client = (struct sockaddr *)&c;
+	load("rule deny to 198.18.9.0/24\nrule allow from 198.18.0.0/24 to "
+	     "198.18.1.0/24 command udp\n");
+	cr_assert(pol_may_allow(C.rules, C.nrules, &q));
+	load("rule deny from 198.18.0.0/24\nrule allow\n");
+	cr_assert(!pol_may_allow(C.rules, C.nrules, &q));
+	load("rule allow command connect\n");
+	cr_assert(!pol_may_allow(C.rules, C.nrules, &q));
+	load("");
+	cr_assert(!pol_may_allow(C.rules, C.nrules, &q));
+}

@@ -1,0 +1,396 @@
+/*
+ * sess_udp: UDP ASSOCIATE (RFC 1928 section 7).  A relay socket bound to
+ * the address the client reached us on (BND, never unspecified) takes the
+ * client's datagrams; each one's header names its destination, which the
+ * rules check (`command udp`) before the payload goes out through an
+ * external socket of the destination's family.  Answers are wrapped in a
+ * header naming their source and sent back to the client.
+ *
+ * Only the client's address is accepted (its port too, once known or when
+ * the request gave it).  FRAG != 0, malformed headers, foreign sources and
+ * denied destinations are dropped and counted; the association lives on.
+ * Names are resolved on the loop and cached in a fixed table, so memory per
+ * association is bounded whatever the number of destinations.  It ends
+ * with N1, or after `timeout idle` without a datagram.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "pol.h"
+#include "sess.h"
+#include "srv.h"
+
+#define UDP_CACHE 8
+#define UDP_CACHE_TTL 60.0
+#define UDP_MAX_DGRAM 65535
+
+struct udp_name {
+	char name[256];
+	struct sockaddr_storage addr; /* port 0; family 0 if not found */
+	ev_tstamp expires;
+	struct dns_query *q;
+	uint8_t *pending; /* one datagram waiting for the answer */
+	size_t pending_len;
+	uint16_t pending_port;
+	struct sess *s;
+};
+
+struct sess_udp {
+	int cfd;    /* client side, bound to BND */
+	int efd[2]; /* external, IPv4 and IPv6 (lazily) */
+	ev_io crd, erd[2];
+	union sess_addr client; /* port 0 until known */
+	ev_tstamp last;
+	struct udp_name names[UDP_CACHE];
+	uint64_t up_pkts, up_bytes, down_pkts, down_bytes;
+	uint64_t dropped_frag, dropped_bad, dropped_foreign, dropped_denied;
+};
+
+static uint8_t *udp_scratch(struct sess *s)
+{
+	/* One buffer for the whole daemon: the loop is single-threaded. */
+	if (s->srv->udp_buf == NULL)
+		s->srv->udp_buf = malloc(UDP_MAX_DGRAM + S5_MAX_UDP_HEADER);
+	return s->srv->udp_buf;
+}
+
+static int ext_socket(struct sess *s, int family);
+
+/* Sends payload to dst (port set) through the external socket. */
+static void udp_forward(struct sess *s, const struct sockaddr *dst,
+			const char *name, const uint8_t *p, size_t n)
+{
+	struct sess_udp *u = s->udp;
+	int idx = dst->sa_family == AF_INET6;
+
+	if (!sess_allowed(s, dst, name, addr_port(dst))) {
+		u->dropped_denied++;
+		return;
+	}
+	if (ext_socket(s, dst->sa_family) < 0)
+		return;
+	if (sendto(u->efd[idx], p, n, 0, dst, addr_len(dst)) < 0) {
+		log_debug("session %llu: udp sendto: %s",
+			  (unsigned long long)s->id, strerror(errno));
+		return;
+	}
+	u->up_pkts++;
+	u->up_bytes += n;
+}
+
+static void name_resolved(void *arg, enum dns_result res,
+			  const struct sockaddr_storage *addrs, size_t n)
+{
+	struct udp_name *e = arg;
+	struct sess *s = e->s;
+
+	memset(&e->addr, 0, sizeof(e->addr));
+	if (res == DNS_OK && n > 0)
+		e->addr = addrs[0];
+	e->expires = ev_now(s->srv->loop) + UDP_CACHE_TTL;
+	if (e->pending) {
+		if (e->addr.ss_family) {
+			struct sockaddr_storage d = e->addr;
+			addr_set_port((struct sockaddr *)&d, e->pending_port);
+			udp_forward(s, (struct sockaddr *)&d, e->name,
+				    e->pending, e->pending_len);
+		}
+		free(e->pending);
+		e->pending = NULL;
+	}
+}
+
+/* The cache entry for name: found, or the oldest one reused. */
+static struct udp_name *name_slot(struct sess_udp *u, const char *name,
+				  bool *hit)
+{
+	struct udp_name *old = &u->names[0];
+
+	for (int i = 0; i < UDP_CACHE; i++) {
+		struct udp_name *e = &u->names[i];
+		if (strcasecmp(e->name, name) == 0) {
+			*hit = true;
+			return e;
+		}
+		if (e->q == NULL && e->expires < old->expires)
+			old = e;
+	}
+	*hit = false;
+	return old;
+}
+
+static void udp_from_client(struct sess *s, const uint8_t *buf, size_t n)
+{
+	struct sess_udp *u = s->udp;
+	struct s5_udp_header h;
+	struct sockaddr_storage dst;
+	size_t hl;
+	enum s5_status st = s5_udp_header_parse(buf, n, &h, &hl);
+
+	if (st != S5_OK) {
+		u->dropped_bad++;
+		return;
+	}
+	if (h.frag != 0) {
+		u->dropped_frag++; /* no reassembly (RFC 1928 allows that) */
+		return;
+	}
+	if (h.dst.atyp != S5_ATYP_DOMAIN) {
+		addr_from_s5(&h.dst, &dst);
+		udp_forward(s, (struct sockaddr *)&dst, NULL, buf + hl, n - hl);
+		return;
+	}
+	bool hit;
+	struct udp_name *e = name_slot(u, h.dst.u.dom.name, &hit);
+	if (hit && e->q == NULL && e->expires > ev_now(s->srv->loop)) {
+		if (e->addr.ss_family == 0) {
+			u->dropped_bad++; /* name did not resolve */
+			return;
+		}
+		dst = e->addr;
+		addr_set_port((struct sockaddr *)&dst, h.dst.port);
+		udp_forward(s, (struct sockaddr *)&dst, e->name, buf + hl,
+			    n - hl);
+		return;
+	}
+	if (hit && e->q) {
+		u->dropped_bad++; /* still resolving: one datagram waits */
+		return;
+	}
+	/* Resolve, keeping this datagram for the answer. */
+	dns_cancel(&e->q);
+	free(e->pending);
+	memset(e, 0, sizeof(*e));
+	e->s = s;
+	snprintf(e->name, sizeof(e->name), "%s", h.dst.u.dom.name);
+	e->pending = malloc(n - hl + 1);
+	if (e->pending) {
+		memcpy(e->pending, buf + hl, n - hl);
+		e->pending_len = n - hl;
+		e->pending_port = h.dst.port;
+	}
+	if (dns_resolve(s->srv->dns, e->name, AF_UNSPEC, name_resolved, e,
+			&e->q) < 0) {
+		free(e->pending);
+		e->pending = NULL;
+	}
+}
+
+static void udp_client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sess *s = w->data;
+	struct sess_udp *u = s->udp;
+	uint8_t *buf = udp_scratch(s);
+
+	(void)revents;
+	if (buf == NULL)
+		return;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(u->cfd, buf, UDP_MAX_DGRAM, 0,
+				     (struct sockaddr *)&from, &fl);
+		if (n < 0)
+			return;
+		addr_unmap(&from);
+		/* Only the client: its address, and its port once known. */
+		if (!addr_eq_ip((struct sockaddr *)&from, &u->client.sa) ||
+		    (addr_port(&u->client.sa) != 0 &&
+		     addr_port((struct sockaddr *)&from) !=
+			     addr_port(&u->client.sa))) {
+			u->dropped_foreign++;
+			continue;
+		}
+		if (addr_port(&u->client.sa) == 0)
+			addr_set_port(&u->client.sa,
+				      addr_port((struct sockaddr *)&from));
+		u->last = ev_now(loop);
+		udp_from_client(s, buf, (size_t)n);
+	}
+}
+
+static void udp_remote_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sess *s = w->data;
+	struct sess_udp *u = s->udp;
+	uint8_t *buf = udp_scratch(s);
+	int idx = w == &u->erd[1];
+
+	(void)revents;
+	if (buf == NULL)
+		return;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		struct s5_udp_header h = {.frag = 0};
+		uint8_t hdr[S5_MAX_UDP_HEADER];
+		ssize_t n = recvfrom(u->efd[idx], buf + S5_MAX_UDP_HEADER,
+				     UDP_MAX_DGRAM, 0, (struct sockaddr *)&from,
+				     &fl);
+		if (n < 0)
+			return;
+		addr_unmap(&from);
+		/* Answers pass the rules like the datagrams out did. */
+		if (addr_port(&u->client.sa) == 0 ||
+		    !sess_allowed(s, (struct sockaddr *)&from, NULL,
+				  addr_port((struct sockaddr *)&from))) {
+			u->dropped_denied++;
+			continue;
+		}
+		addr_to_s5((struct sockaddr *)&from, &h.dst);
+		ssize_t hl = s5_udp_header_build(&h, hdr, sizeof(hdr));
+		if (hl < 0)
+			continue;
+		uint8_t *out = buf + S5_MAX_UDP_HEADER - hl;
+		memcpy(out, hdr, (size_t)hl);
+		if (sendto(u->cfd, out, (size_t)(hl + n), 0, &u->client.sa,
+			   addr_len(&u->client.sa)) >= 0) {
+			u->down_pkts++;
+			u->down_bytes += (uint64_t)n;
+			u->last = ev_now(loop);
+		}
+	}
+}
+
+static int ext_socket(struct sess *s, int family)
+{
+	struct sess_udp *u = s->udp;
+	int idx = family == AF_INET6;
+
+	if (u->efd[idx] >= 0)
+		return 0;
+	u->efd[idx] =
+		socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->efd[idx] < 0) {
+		log_warn("session %llu: udp socket", (unsigned long long)s->id);
+		return -1;
+	}
+	ev_io_init(&u->erd[idx], udp_remote_cb, u->efd[idx], EV_READ);
+	u->erd[idx].data = s;
+	ev_io_start(s->srv->loop, &u->erd[idx]);
+	return 0;
+}
+
+static void udp_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sess *s = w->data;
+	double left;
+
+	(void)revents;
+	left = s->udp->last + s->srv->cfg.timeout_idle - ev_now(loop);
+	if (left <= 0) {
+		sess_end(s, SESS_END_IDLE);
+		return;
+	}
+	ev_timer_set(w, left, 0.);
+	ev_timer_start(loop, w);
+}
+
+void sess_udp_start(struct sess *s)
+{
+	struct srv *srv = s->srv;
+	struct sess_udp *u;
+	struct sockaddr_storage bnd;
+	socklen_t bl = sizeof(bnd);
+	struct pol_query q = {.client = &s->peer.sa,
+			      .cmd = POL_CMD_UDP,
+			      .user = s->authed ? s->user : NULL};
+	const struct s5_addr *want = &s->setup->req.dst;
+
+	if (!pol_may_allow(srv->cfg.rules, srv->cfg.nrules, &q)) {
+		srv->stats.denied++;
+		sess_reply(s, S5_REP_NOT_ALLOWED, NULL);
+		return;
+	}
+	u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		sess_reply(s, S5_REP_GENERAL, NULL);
+		return;
+	}
+	s->udp = u;
+	u->cfd = u->efd[0] = u->efd[1] = -1;
+	/* The client's datagrams come from its N1 address; from the port
+	 * the request names, if it names one. */
+	memcpy(&u->client, &s->peer, sizeof(u->client));
+	addr_set_port(&u->client.sa, 0);
+	if (want->atyp != S5_ATYP_DOMAIN && want->port != 0) {
+		struct sockaddr_storage w;
+		addr_from_s5(want, &w);
+		addr_unmap(&w);
+		if (addr_eq_ip((struct sockaddr *)&w, &s->peer.sa) ||
+		    addr_is_unusable_bnd((struct sockaddr *)&w))
+			addr_set_port(&u->client.sa, want->port);
+	}
+	/* BND: the address the client reached us on, a real one. */
+	memset(&bnd, 0, sizeof(bnd));
+	memcpy(&bnd, &s->local, addr_len(&s->local.sa));
+	addr_set_port((struct sockaddr *)&bnd, 0);
+	u->cfd = socket(bnd.ss_family,
+			SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->cfd < 0 ||
+	    bind(u->cfd, (struct sockaddr *)&bnd,
+		 addr_len((struct sockaddr *)&bnd)) < 0 ||
+	    getsockname(u->cfd, (struct sockaddr *)&bnd, &bl) < 0) {
+		log_warn("session %llu: udp relay socket",
+			 (unsigned long long)s->id);
+		sess_reply(s, S5_REP_GENERAL, NULL);
+		return;
+	}
+	addr_unmap(&bnd);
+	ev_io_init(&u->crd, udp_client_cb, u->cfd, EV_READ);
+	u->crd.data = s;
+	ev_io_start(srv->loop, &u->crd);
+	u->last = ev_now(srv->loop);
+	s->state = SESS_UDP;
+	sess_settle(s);
+	sess_reply(s, S5_REP_SUCCEEDED, (struct sockaddr *)&bnd);
+	/* N1 is watched for its end, like TRANSPARENT's. */
+	ev_io_start(srv->loop, &s->rd);
+	if (srv->cfg.timeout_idle > 0) {
+		ev_set_cb(&s->timer, udp_idle_cb);
+		ev_timer_set(&s->timer, (double)srv->cfg.timeout_idle, 0.);
+		ev_timer_start(srv->loop, &s->timer);
+	}
+}
+
+void sess_udp_stop(struct sess *s)
+{
+	struct sess_udp *u = s->udp;
+
+	if (u == NULL)
+		return;
+	for (int i = 0; i < UDP_CACHE; i++) {
+		dns_cancel(&u->names[i].q);
+		free(u->names[i].pending);
+	}
+	ev_io_stop(s->srv->loop, &u->crd);
+	if (u->cfd >= 0)
+		close(u->cfd);
+	for (int i = 0; i < 2; i++) {
+		if (u->efd[i] >= 0) {
+			ev_io_stop(s->srv->loop, &u->erd[i]);
+			close(u->efd[i]);
+		}
+	}
+	log_info("session %llu udp: up %llu datagrams %llu bytes, down %llu "
+		 "datagrams %llu bytes; dropped %llu frag, %llu malformed, "
+		 "%llu foreign, %llu denied",
+		 (unsigned long long)s->id, (unsigned long long)u->up_pkts,
+		 (unsigned long long)u->up_bytes,
+		 (unsigned long long)u->down_pkts,
+		 (unsigned long long)u->down_bytes,
+		 (unsigned long long)u->dropped_frag,
+		 (unsigned long long)u->dropped_bad,
+		 (unsigned long long)u->dropped_foreign,
+		 (unsigned long long)u->dropped_denied);
+	free(u);
+	s->udp = NULL;
+}
