@@ -80,6 +80,37 @@ for proto in tcp udp; do
 	fi
 done
 
+echo "== UDP ASSOCIATE and the danted anchor"
+cat >"$SG_TMP/danted.conf" <<CONF
+logoutput: $SG_TMP/danted.log
+internal: $G4 port = 1081
+external: $G4T
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 198.18.0.0/24 to: 0.0.0.0/0 }
+socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: bind connect udpassociate bindreply udpreply }
+CONF
+bg ip netns exec "$NS_G" danted -f "$SG_TMP/danted.conf" -p "$SG_TMP/danted.pid"
+wait_listen "$NS_G" 1081
+for srv in "socksgated:1080" "danted:1081"; do
+	name=${srv%%:*} port=${srv##*:}
+	r=()
+	for i in $(seq "$RUNS"); do
+		r+=("$(blast udp $T4 5001 5001 --size 64 --socks $G4:$port | json "['packets_per_s']")")
+	done
+	v=$(printf '%s\n' "${r[@]}" | median)
+	record "$name UDP ASSOCIATE udp" packets_per_s "$v" ""
+	eval "udp_$name=$v"
+	r=()
+	for i in $(seq "$RUNS"); do
+		r+=("$(blast tcp $T4 5001 5001 --socks $G4:$port | json "['bits_per_s']")")
+	done
+	record "$name CONNECT tcp" bits_per_s "$(printf '%s\n' "${r[@]}" | median)" ""
+done
+record "socksgated/danted UDP ASSOCIATE" ratio "$(awk -v a="$udp_socksgated" -v b="$udp_danted" 'BEGIN{printf "%.3f", a/b}')" ""
+
 echo "== association setup"
 sleep 3 # let quarantined endpoints go
 for conc in 1 10 50 100; do
@@ -129,6 +160,24 @@ r1=$(rss)
 record "daemon RSS with $n associations" rss "$r1" bytes
 record "daemon memory per association" bytes "$(((r1 - r0) / (n > 0 ? n : 1)))" bytes
 wait $LOADP
+
+echo "== memory per UDP association"
+r0=$(rss)
+inc $PY - <<PY &
+import socket, time
+held = []
+for i in range(2000):
+    s = socket.create_connection(("$G4", 1080), timeout=5)
+    s.sendall(b"\x05\x01\x00"); s.recv(2)
+    s.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00"); s.recv(10)
+    held.append(s)
+time.sleep(6)
+PY
+UP=$!
+sleep 5
+r1=$(rss)
+record "daemon memory per UDP association" bytes "$(((r1 - r0) / 2000))" bytes
+wait $UP
 
 {
 	echo "{\"machine\": \"$(uname -r), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)\","

@@ -4,6 +4,7 @@
  *   sg_blast sink tcp|udp PORT SECONDS          count what arrives, print JSON
  *   sg_blast send tcp HOST PORT SECONDS [--src ADDR:PORT] [--socks PROXY:PORT]
  *   sg_blast send udp HOST PORT SECONDS [--src ADDR:PORT] [--size BYTES]
+ *                     [--socks PROXY:PORT]   (through UDP ASSOCIATE)
  *
  * TCP: one stream, 128 KiB writes.  UDP: datagrams of --size (default 64)
  * as fast as the socket takes them.  With --socks, TCP goes through a
@@ -155,6 +156,62 @@ static int socks_connect(int s, const char *host, const char *port)
 	return recv(s, b, rest, MSG_WAITALL) == (ssize_t)rest ? 0 : -1;
 }
 
+/* UDP ASSOCIATE (NO AUTH), then datagrams with the RFC 1928 header to
+ * BND for SECONDS.  IPv4 only. */
+static int udp_associate_sender(const char *host, const char *port, double secs,
+				const char *socks, int size)
+{
+	struct sockaddr_storage ps;
+	socklen_t pl;
+	struct sockaddr_in bnd = {.sin_family = AF_INET};
+	unsigned char b[64];
+	static char buf[65536];
+	unsigned long long pkts = 0, errs = 0;
+	struct in_addr d;
+	int c, u;
+	double t0, end;
+
+	if (split(socks, &ps, &pl, SOCK_STREAM) < 0 ||
+	    inet_pton(AF_INET, host, &d) != 1)
+		return 1;
+	c = socket(ps.ss_family, SOCK_STREAM, 0);
+	if (connect(c, (struct sockaddr *)&ps, pl) < 0 ||
+	    send(c, "\x05\x01\x00", 3, 0) != 3 ||
+	    recv(c, b, 2, MSG_WAITALL) != 2 ||
+	    send(c, "\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00", 10, 0) != 10 ||
+	    recv(c, b, 10, MSG_WAITALL) != 10 || b[1] != 0) {
+		fprintf(stderr, "UDP ASSOCIATE failed\n");
+		return 1;
+	}
+	memcpy(&bnd.sin_addr, b + 4, 4);
+	memcpy(&bnd.sin_port, b + 8, 2);
+	if (bnd.sin_addr.s_addr == 0) /* some servers answer 0.0.0.0 */
+		bnd.sin_addr = ((struct sockaddr_in *)&ps)->sin_addr;
+	u = socket(AF_INET, SOCK_DGRAM, 0);
+	if (connect(u, (struct sockaddr *)&bnd, sizeof(bnd)) < 0)
+		return 1;
+	memset(buf, 'x', sizeof(buf));
+	buf[0] = buf[1] = buf[2] = 0;
+	buf[3] = 1;
+	memcpy(buf + 4, &d, 4);
+	uint16_t p = htons((uint16_t)atoi(port));
+	memcpy(buf + 8, &p, 2);
+	t0 = now();
+	end = t0 + secs;
+	while (now() < end) {
+		if (send(u, buf, (size_t)(10 + size), 0) < 0)
+			errs++;
+		else
+			pkts++;
+	}
+	printf("{\"sent_packets\": %llu, \"send_errors\": %llu, "
+	       "\"seconds\": %.3f}\n",
+	       pkts, errs, now() - t0);
+	close(u);
+	close(c);
+	return 0;
+}
+
 static int sender(int udp, const char *host, const char *port, double secs,
 		  const char *src, const char *socks, int size)
 {
@@ -166,6 +223,8 @@ static int sender(int udp, const char *host, const char *port, double secs,
 	double t0, end;
 	int s;
 
+	if (udp && socks)
+		return udp_associate_sender(host, port, secs, socks, size);
 	if ((socks ? split(socks, &dst, &dl, SOCK_STREAM)
 		   : parse_addr(host, port, &dst, &dl,
 				udp ? SOCK_DGRAM : SOCK_STREAM)) < 0) {
