@@ -81,19 +81,7 @@ for proto in tcp udp; do
 done
 
 echo "== UDP ASSOCIATE and the danted anchor"
-cat >"$SG_TMP/danted.conf" <<CONF
-logoutput: $SG_TMP/danted.log
-internal: $G4 port = 1081
-external: $G4T
-socksmethod: none
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass { from: 198.18.0.0/24 to: 0.0.0.0/0 }
-socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: bind connect udpassociate bindreply udpreply }
-CONF
-bg ip netns exec "$NS_G" danted -f "$SG_TMP/danted.conf" -p "$SG_TMP/danted.pid"
-wait_listen "$NS_G" 1081
+sg_danted 1081
 for srv in "socksgated:1080" "danted:1081"; do
 	name=${srv%%:*} port=${srv##*:}
 	r=()

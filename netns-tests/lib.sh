@@ -209,3 +209,47 @@ relay_elements() {
 	done
 	echo $n
 }
+
+# Starts Dante's danted in the gateway on $1 (default 1081): the anchor and
+# differential peer (NO AUTH, every command, clients from 198.18.0.0/24).
+sg_danted() {
+	local port=${1:-1081}
+	cat >"$SG_TMP/danted.conf" <<CONF
+logoutput: $SG_TMP/danted.log
+internal: $G4 port = $port
+external: $G4T
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 198.18.0.0/24 to: 0.0.0.0/0 }
+socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: bind connect udpassociate bindreply udpreply }
+CONF
+	bg ip netns exec "$NS_G" danted -f "$SG_TMP/danted.conf" -p "$SG_TMP/danted.pid"
+	wait_listen "$NS_G" "$port"
+}
+
+# Starts, in the target, an FTP-like control server on $1 (default 7002):
+# it reads "IP PORT" and connects there to send "from-target" (BIND peer).
+sg_bind_peer() {
+	local port=${1:-7002}
+	cat >"$SG_TMP/ctl_server.py" <<PY
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", $port)); s.listen(4)
+while True:
+    c, _ = s.accept()
+    try:
+        ip, p = c.makefile().readline().split()
+        d = socket.create_connection((ip, int(p)), timeout=3)
+        d.sendall(b"from-target")
+        d.close()
+    except OSError:
+        pass
+    c.close()
+PY
+	bg ip netns exec "$NS_T" $PY "$SG_TMP/ctl_server.py"
+	wait_listen "$NS_T" "$port"
+}

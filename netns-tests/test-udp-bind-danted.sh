@@ -8,39 +8,9 @@ command -v danted >/dev/null || skip "danted (dante-server) not installed"
 sg_topology
 sg_config "rule allow from 198.18.0.0/24"
 sg_daemon
-cat >"$SG_TMP/danted.conf" <<CONF
-logoutput: $SG_TMP/danted.log
-internal: $G4 port = 1081
-external: $G4T
-socksmethod: none
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass { from: 198.18.0.0/24 to: 0.0.0.0/0 }
-socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: bind connect udpassociate bindreply udpreply }
-CONF
-bg ip netns exec "$NS_G" danted -f "$SG_TMP/danted.conf" -p "$SG_TMP/danted.pid"
-wait_listen "$NS_G" 1081
-cat >"$SG_TMP/ctl_server.py" <<PY
-import socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 7002)); s.listen(4)
-while True:
-    c, _ = s.accept()
-    try:
-        ip, port = c.makefile().readline().split()
-        d = socket.create_connection((ip, int(port)), timeout=3)
-        d.sendall(b"from-target")
-        d.close()
-    except OSError:
-        pass
-    c.close()
-PY
-bg ip netns exec "$NS_T" $PY "$SG_TMP/ctl_server.py"
+sg_danted 1081
+sg_bind_peer 7002
 bg ip netns exec "$NS_T" $PEER udp-echo 7000
-wait_listen "$NS_T" 7002
 wait_listen "$NS_T" 7000 u
 ours=$(inc $PY "$SG_ROOT/netns-tests/tools/rfc_cases.py" $G4 1080 $T4 7000 7002) || fail "cases vs socksgated: $ours"
 theirs=$(inc $PY "$SG_ROOT/netns-tests/tools/rfc_cases.py" $G4 1081 $T4 7000 7002) || fail "cases vs danted: $theirs"
@@ -80,3 +50,28 @@ for k, why in open_cases.items():
 sys.exit(1 if bad else 0)
 PY
 pass "socksgated and danted agree on every case RFC 1928 decides"
+
+# The independent clients against both servers: same observable results.
+for srv in 1080 1081; do
+	name=socksgated; [ $srv = 1081 ] && name=danted
+	out=$(inc $PY - <<PY 2>&1
+import os, socket, socks
+s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+s.set_proxy(socks.SOCKS5, "$G4", $srv)
+s.settimeout(5)
+ok = 0
+for i in range(5):
+    d = os.urandom(200)
+    s.sendto(d, ("$T4", 7000))
+    r, src = s.recvfrom(2000)
+    ok += r == d and src == ("$T4", 7000)
+print(ok)
+PY
+)
+	[ "$out" = 5 ] || fail "PySocks UDP vs $name: $out"
+	if command -v npm >/dev/null && (cd "$SG_ROOT/netns-tests/node" && npm install --no-audit --no-fund --silent >/dev/null 2>&1); then
+		out=$(inc node "$SG_ROOT/netns-tests/node/socks-client.js" udp $G4 $srv $T4 7000 5 2>&1) ||
+			fail "npm socks UDP vs $name: $out"
+	fi
+	pass "$name: PySocks UDP 5/5 and npm socks UDP ($out) answered byte-exact"
+done

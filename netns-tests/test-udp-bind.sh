@@ -174,21 +174,7 @@ for i in range(5):
 print('ok', ok)" 2>&1)
 	[ "$out" = "ok 5" ] || fail "socksify UDP program: $out"
 	pass "socksify: an unmodified UDP program goes through UDP ASSOCIATE (5/5 answers)"
-	cat >"$SG_TMP/ctl_server.py" <<PY
-import socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 7002)); s.listen(4)
-while True:
-    c, _ = s.accept()
-    ip, port = c.makefile().readline().split()
-    d = socket.create_connection((ip, int(port)), timeout=3)
-    d.sendall(b"from-target")
-    d.close(); c.close()
-PY
-	bg ip netns exec "$NS_T" $PY "$SG_TMP/ctl_server.py"
-	wait_listen "$NS_T" 7002
+	sg_bind_peer 7002
 	out=$(inc env SOCKS_CONF="$SG_TMP/socks.conf" socksify "$SG_BUILD/sg_activeftp" $T4 7002 2>&1)
 	echo "$out" | grep -q "received from-target from $T4" || fail "socksify BIND program: $out"
 	pass "socksify: an FTP-active-mode program gets its connection back through BIND ($(echo "$out" | head -1))"

@@ -1,0 +1,45 @@
+#!/bin/bash
+# TRANSPARENT details: a leftover `inet socksgate` table is replaced at
+# start and other tables are left alone; `snat ADDRESS` and `snat none`
+# (applied by SIGHUP) decide the source the target sees; DST and S.ADDR
+# given as names are resolved by the daemon.
+. "$(dirname "$0")/lib.sh"
+sg_topology
+ip -n "$NS_G" addr add 198.18.1.3/24 dev g1
+ing nft -f - <<'NFT' || fail "cannot create the leftover tables"
+table inet socksgate {
+	set leftover { type ipv4_addr; }
+}
+table inet other {
+	chain c {
+		type filter hook input priority 0; policy accept;
+		counter
+	}
+}
+NFT
+sg_config "rule allow from 198.18.0.0/24" "snat 198.18.1.3" "close-on-target-fin no"
+sg_daemon
+nft_table | grep -q "set leftover" && fail "the leftover table was not replaced"
+nft_table | grep -q "flags owner" || fail "our table lacks the owner flag"
+ing nft list table inet other | grep -q "chain c" || fail "another table was touched"
+pass "a leftover inet socksgate table is replaced at start; inet other is untouched"
+
+bg ip netns exec "$NS_T" $PEER udp-echo 7000 --log "$SG_TMP/t.log"
+wait_listen "$NS_T" 7000 u
+tp_open udp $C4:46700 target.test:7000 || fail "DST as a name refused"
+inc $PEER udp-echo-check "$BND_ADDR" "$BND_PORT" --src $C4:46700 --count 3 >/dev/null || fail "no echo through snat ADDRESS"
+grep -qE "dgram (::ffff:)?198.18.1.3 " "$SG_TMP/t.log" || fail "target saw $(tail -1 "$SG_TMP/t.log"), want source 198.18.1.3"
+pass "snat 198.18.1.3: the target sees 198.18.1.3; DST given as target.test resolved by the daemon"
+kill "$TP_PID"; wait "$TP_PID" 2>/dev/null
+
+sed -i 's/^snat 198.18.1.3$/snat none/' "$SG_TMP/socksgated.conf"
+kill -HUP "$DAEMON_PID"
+sleep 0.3
+nft_table | sed -n '/chain post/,/}/p' | grep -qE "masquerade|snat" && fail "post chain still has a NAT rule after snat none"
+: >"$SG_TMP/t.log"
+tp_open udp client.test:46701 $T4:7000 || fail "S.ADDR as a name refused"
+inc $PEER udp-echo-check "$BND_ADDR" "$BND_PORT" --src $C4:46701 --count 3 >/dev/null || fail "no echo with snat none"
+grep -qE "dgram (::ffff:)?$C4 " "$SG_TMP/t.log" || fail "target saw $(tail -1 "$SG_TMP/t.log"), want the client's own address"
+pass "snat none (by SIGHUP): the target sees the client's address; S.ADDR given as client.test resolved"
+kill "$TP_PID"; wait "$TP_PID" 2>/dev/null
+true
