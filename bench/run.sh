@@ -2,14 +2,25 @@
 # socksgate benchmarks: one command that builds the client / gateway /
 # target topology in network namespaces, runs every scenario RUNS times
 # (median reported) in the same run so that ratios hold on a noisy machine,
-# and writes bench/results/results.json and bench/results/results.md.
-#   RUNS=3 SECONDS_PER_RUN=5 ./bench/run.sh
+# and writes bench/results/results.json, results.md and charts (PNG).
+#   RUNS=3 SECONDS_PER_RUN=5 BIG_ASSOCS=100000 ./bench/run.sh
+# Every live association holds its N1 socket: BIG_ASSOCS is capped by the
+# file descriptors this process may open (ulimit -Hn), and reported so.
 # Traffic stays inside the namespaces (198.18.0.0/15, 2001:db8::/32);
 # every loop is bounded; everything is removed on exit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SECS=${SECONDS_PER_RUN:-5}
+BIG=${BIG_ASSOCS:-100000}
+# The daemon and the two holding clients need one fd per association each.
+FDMAX=$(ulimit -Hn)
+[ "$FDMAX" = unlimited ] && FDMAX=1048576
+if [ "$BIG" -gt $((FDMAX - 2000)) ]; then
+	echo "note: fd hard limit $FDMAX caps the many-associations scenario at $((FDMAX - 2000)) (wanted $BIG)"
+	BIG=$((FDMAX - 2000))
+fi
+ulimit -n "$FDMAX"
 OUT=${OUT:-bench/results}
 ./scripts/build.sh build-release -DSG_TESTS=OFF >/dev/null || exit 1
 export SG_BUILD=$PWD/build-release
@@ -18,86 +29,97 @@ SETUP=$SG_BUILD/sg_setup
 . netns-tests/lib.sh
 mkdir -p "$OUT"
 sg_topology
+# A second client-side gateway address: BND.PORT is unique per BND.ADDR,
+# so 100,000 associations need two of them (N1's local address is BND).
+G4B=198.18.0.11
+ip -n "$NS_G" addr add $G4B/24 dev g0
 sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
-	"log-level warn" "max-clients 20000" "max-associations 200000" "relay-ports 10000-59999" \
+	"listen $G4B 1080" "log-level warn" "max-clients 300000" \
+	"max-associations 300000" "relay-ports 10000-59999" \
 	"close-on-target-fin no" "close-on-flow-end no" # throughput: one association per protocol
 sg_daemon
 # Many short N1 connections from one client address: let the client reuse
 # TIME_WAIT ports so that its connect() does not become the bottleneck.
 inc sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000" # data sockets bind 65100+
+sg_danted 1081
+bg ip netns exec "$NS_G" microsocks -i $G4 -p 1082
+wait_listen "$NS_G" 1082
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 json() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# Busy CPU time of the whole VM (sender, gateway and sink share it), in
+# clock ticks: user+nice+system+irq+softirq+steal.
+cpu_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+HZ=$(getconf CLK_TCK)
 
-# One measurement: sink in the target, sender in the client.
-# blast PROTO DST_HOST DST_PORT SINK_PORT [sender args...] -> prints the sink's JSON
+# One measurement: sink in the target, sender in the client.  Prints the
+# sink's JSON with "cpu_s" (busy CPU seconds of the VM) added.
+# blast PROTO DST_HOST DST_PORT SINK_PORT [sender args...]
 blast() {
-	local proto=$1 host=$2 port=$3 sport=$4
+	local proto=$1 host=$2 port=$3 sport=$4 c0 c1
 	shift 4
 	ip netns exec "$NS_T" "$BLAST" sink "$proto" "$sport" $((SECS + 3)) >"$SG_TMP/sink.json" &
 	local sp=$!
 	sleep 0.3
+	c0=$(cpu_ticks)
 	inc "$BLAST" send "$proto" "$host" "$port" "$SECS" "$@" >/dev/null
 	wait $sp
-	cat "$SG_TMP/sink.json"
+	c1=$(cpu_ticks)
+	$PY -c "import json,sys; d=json.load(open('$SG_TMP/sink.json')); d['cpu_s']=($c1-$c0)/$HZ; print(json.dumps(d))"
 }
 
 results=()
 record() { # name metric value unit
 	results+=("{\"scenario\": \"$1\", \"metric\": \"$2\", \"value\": $3, \"unit\": \"$4\"}")
-	printf '  %-40s %-22s %14s %s\n' "$1" "$2" "$3" "$4"
+	printf '  %-44s %-20s %14s %s\n' "$1" "$2" "$3" "$4"
 }
 
-echo "== throughput (median of $RUNS runs of ${SECS}s)"
-for proto in tcp udp; do
-	metric=bits_per_s
-	[ $proto = udp ] && metric=packets_per_s
-	extra=()
-	[ $proto = udp ] && extra=(--size 64)
-	r=()
-	for i in $(seq "$RUNS"); do
-		r+=("$(blast $proto $T4 5001 5001 "${extra[@]}" | json "['$metric']")")
+# measure NAME PROTO HOST PORT [sender args]: RUNS runs; records the
+# median rate, and for TCP the VM's CPU seconds per GB moved.
+measure() {
+	local name=$1 proto=$2 host=$3 port=$4 metric=bits_per_s out rates=() cpg=()
+	shift 4
+	[ "$proto" = udp ] && metric=packets_per_s
+	for _ in $(seq "$RUNS"); do
+		out=$(blast "$proto" "$host" "$port" 5001 "$@")
+		rates+=("$(echo "$out" | json "['$metric']")")
+		cpg+=("$(echo "$out" | $PY -c "import json,sys; d=json.load(sys.stdin); print(round(d['cpu_s'] / max(d['bytes'], 1) * 1e9, 3))")")
 	done
-	routed=$(printf '%s\n' "${r[@]}" | median)
-	record "routed forwarding $proto" "$metric" "$routed" ""
-	tp_open $proto $C4:40100 $T4:5001 || fail "association refused"
-	r=()
-	for i in $(seq "$RUNS"); do
-		r+=("$(blast $proto "$BND_ADDR" "$BND_PORT" 5001 --src $C4:40100 "${extra[@]}" | json "['$metric']")")
-	done
-	kill "$TP_PID"
-	wait "$TP_PID" 2>/dev/null
-	tp=$(printf '%s\n' "${r[@]}" | median)
-	record "transparent $proto" "$metric" "$tp" ""
-	record "transparent/routed $proto" ratio "$(awk -v a="$tp" -v b="$routed" 'BEGIN{printf "%.3f", a/b}')" ""
-	if [ $proto = tcp ]; then
-		r=()
-		for i in $(seq "$RUNS"); do
-			r+=("$(blast tcp $T4 5001 5001 --socks $G4:1080 | json "['$metric']")")
-		done
-		c=$(printf '%s\n' "${r[@]}" | median)
-		record "socksgated CONNECT (splice) tcp" "$metric" "$c" ""
+	LAST=$(printf '%s\n' "${rates[@]}" | median)
+	record "$name" "$metric" "$LAST" ""
+	if [ "$proto" = tcp ]; then
+		record "$name" cpu_s_per_GB "$(printf '%s\n' "${cpg[@]}" | median)" s
 	fi
-done
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
 
-echo "== UDP ASSOCIATE and the danted anchor"
-sg_danted 1081
-for srv in "socksgated:1080" "danted:1081"; do
-	name=${srv%%:*} port=${srv##*:}
-	r=()
-	for i in $(seq "$RUNS"); do
-		r+=("$(blast udp $T4 5001 5001 --size 64 --socks $G4:$port | json "['packets_per_s']")")
-	done
-	v=$(printf '%s\n' "${r[@]}" | median)
-	record "$name UDP ASSOCIATE udp" packets_per_s "$v" ""
-	eval "udp_$name=$v"
-	r=()
-	for i in $(seq "$RUNS"); do
-		r+=("$(blast tcp $T4 5001 5001 --socks $G4:$port | json "['bits_per_s']")")
-	done
-	record "$name CONNECT tcp" bits_per_s "$(printf '%s\n' "${r[@]}" | median)" ""
-done
-record "socksgated/danted UDP ASSOCIATE" ratio "$(awk -v a="$udp_socksgated" -v b="$udp_danted" 'BEGIN{printf "%.3f", a/b}')" ""
+echo "== throughput (median of $RUNS runs of ${SECS}s)"
+measure "routed forwarding tcp" tcp $T4 5001
+routed_tcp=$LAST
+tp_open tcp $C4:40100 $T4:5001 || fail "association refused"
+measure "transparent tcp" tcp "$BND_ADDR" "$BND_PORT" --src $C4:40100
+tp_tcp=$LAST
+TCP_BND=$BND_ADDR TCP_PORT=$BND_PORT TCP_PID=$TP_PID
+record "transparent/routed tcp" ratio "$(ratio "$tp_tcp" "$routed_tcp")" ""
+measure "socksgated CONNECT (splice) tcp" tcp $T4 5001 --socks $G4:1080
+sg_connect=$LAST
+measure "danted CONNECT tcp" tcp $T4 5001 --socks $G4:1081
+danted_connect=$LAST
+measure "microsocks CONNECT tcp" tcp $T4 5001 --socks $G4:1082
+record "transparent/danted CONNECT tcp" ratio "$(ratio "$tp_tcp" "$danted_connect")" ""
+measure "routed forwarding udp" udp $T4 5001 --size 64
+routed_udp=$LAST
+tp_open udp $C4:40101 $T4:5001 || fail "association refused"
+measure "transparent udp" udp "$BND_ADDR" "$BND_PORT" --src $C4:40101 --size 64
+tp_udp=$LAST
+UDP_BND=$BND_ADDR UDP_PORT=$BND_PORT UDP_PID=$TP_PID
+record "transparent/routed udp" ratio "$(ratio "$tp_udp" "$routed_udp")" ""
+measure "socksgated UDP ASSOCIATE udp" udp $T4 5001 --size 64 --socks $G4:1080
+sg_udp=$LAST
+measure "danted UDP ASSOCIATE udp" udp $T4 5001 --size 64 --socks $G4:1081
+danted_udp=$LAST
+record "transparent/danted UDP ASSOCIATE udp" ratio "$(ratio "$tp_udp" "$danted_udp")" ""
+record "socksgated/danted UDP ASSOCIATE udp" ratio "$(ratio "$sg_udp" "$danted_udp")" ""
 
 echo "== association setup"
 sleep 3 # let quarantined endpoints go
@@ -135,37 +157,108 @@ sleep 3
 rss() { awk '/VmRSS/ {print $2 * 1024}' /proc/$DAEMON_PID/status; }
 r0=$(rss)
 record "daemon RSS idle" rss "$r0" bytes
-ASSOCS=${BENCH_ASSOCS:-10000}
-bg ip netns exec "$NS_C" $PY netns-tests/tools/tp_load.py $G4 1080 --src $C4 --dst $T4:7000 \
-	--count "$ASSOCS" --concurrency 100 --first-port 10000 --hold 10
-LOADP=$LAST_PID
-for _ in $(seq 1 300); do
-	[ "$(set_count assoc4)" -ge "$ASSOCS" ] && break
-	sleep 0.1
-done
+# hold N VIA: N TRANSPARENT associations over N1 connections to VIA,
+# held until told (the file $SG_TMP/release appears) or 300 s.
+hold() {
+	rm -f "$SG_TMP/release"
+	ip netns exec "$NS_C" $PY netns-tests/tools/tp_load.py "$2" 1080 \
+		--src $C4 --dst $T4:7000 --count "$1" --concurrency 100 --first-port 10000 \
+		--hold 300 --release-file "$SG_TMP/release" >/dev/null &
+	SG_PIDS+=($!)
+	HOLD_PIDS+=($!)
+}
+wait_assocs() {
+	for _ in $(seq 1 600); do
+		[ "$(set_count assoc4)" -ge "$1" ] && return 0
+		for p in "${HOLD_PIDS[@]}"; do
+			kill -0 "$p" 2>/dev/null || return 1 # a holder gave up
+		done
+		sleep 0.25
+	done
+	return 1
+}
+release() {
+	touch "$SG_TMP/release"
+	for p in "${HOLD_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	HOLD_PIDS=()
+	sleep 3
+}
+HOLD_PIDS=()
+hold 10000 $G4
+wait_assocs 10000 || fail "10000 associations did not come up"
 n=$(set_count assoc4)
 r1=$(rss)
 record "daemon RSS with $n associations" rss "$r1" bytes
-record "daemon memory per association" bytes "$(((r1 - r0) / (n > 0 ? n : 1)))" bytes
-wait $LOADP
-
-echo "== memory per UDP association"
-r0=$(rss)
+record "daemon memory per association" bytes "$(((r1 - r0) / n))" bytes
+release
 inc $PY - <<PY &
-import socket, time
+import socket, time, os
 held = []
 for i in range(2000):
     s = socket.create_connection(("$G4", 1080), timeout=5)
     s.sendall(b"\x05\x01\x00"); s.recv(2)
     s.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00"); s.recv(10)
     held.append(s)
-time.sleep(6)
+open("$SG_TMP/udp-held", "w").close()
+time.sleep(30)
 PY
 UP=$!
-sleep 5
+SG_PIDS+=($UP)
+for _ in $(seq 1 200); do [ -e "$SG_TMP/udp-held" ] && break; sleep 0.1; done
 r1=$(rss)
 record "daemon memory per UDP association" bytes "$(((r1 - r0) / 2000))" bytes
-wait $UP
+kill $UP 2>/dev/null
+wait $UP 2>/dev/null
+sleep 1
+# 10,000 idle CONNECT sessions (two fds each in the daemon, pipes are made
+# only when data flows; a low fd limit allows fewer).
+NCONN=$(((FDMAX - 1000) / 2 < 10000 ? (FDMAX - 1000) / 2 : 10000))
+bg ip netns exec "$NS_T" $PEER tcp-echo 7005
+wait_listen "$NS_T" 7005
+r0=$(rss)
+inc $PY - <<PY &
+import socket, time
+held = []
+for i in range($NCONN):
+    s = socket.create_connection(("$G4", 1080), timeout=5)
+    s.sendall(b"\x05\x01\x00"); s.recv(2)
+    s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("$T4") + (7005).to_bytes(2, "big")); s.recv(10)
+    held.append(s)
+open("$SG_TMP/connect-held", "w").close()
+time.sleep(60)
+PY
+CPID=$!
+SG_PIDS+=($CPID)
+for _ in $(seq 1 600); do [ -e "$SG_TMP/connect-held" ] && break; sleep 0.1; done
+r1=$(rss)
+record "daemon RSS with $NCONN idle CONNECT sessions" rss "$r1" bytes
+record "daemon memory per idle CONNECT session" bytes "$(((r1 - r0) / NCONN))" bytes
+kill $CPID 2>/dev/null
+wait $CPID 2>/dev/null
+sleep 2
+
+echo "== per-packet cost with $BIG other associations installed"
+# The throughput associations (still open) are measured again once BIG
+# others are in the sets: the cost per packet must not grow.
+r0=$(rss)
+hold $((BIG / 2)) $G4
+hold $((BIG / 2)) $G4B
+if wait_assocs $((BIG + 2)); then
+	n=$(set_count assoc4)
+	record "daemon RSS with $n associations" rss "$(rss)" bytes
+	record "daemon memory per association at $n" bytes "$((($(rss) - r0) / n))" bytes
+	sed -i 's/^log-level warn$/log-level warn\nclose-on-target-fin no\nclose-on-flow-end no/' "$SG_TMP/socksgated.conf"
+	kill -HUP "$DAEMON_PID"
+	sleep 0.5
+	measure "transparent tcp, $n associations" tcp "$TCP_BND" "$TCP_PORT" --src $C4:40100
+	record "transparent tcp $n/1 associations" ratio "$(ratio "$LAST" "$tp_tcp")" ""
+	measure "transparent udp, $n associations" udp "$UDP_BND" "$UDP_PORT" --src $C4:40101 --size 64
+	record "transparent udp $n/1 associations" ratio "$(ratio "$LAST" "$tp_udp")" ""
+else
+	log "only $(set_count assoc4) of $BIG associations came up: scenario skipped"
+fi
+release
+kill "$TCP_PID" "$UDP_PID" 2>/dev/null
 
 {
 	echo "{\"machine\": \"$(uname -r), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)\","
@@ -174,15 +267,6 @@ wait $UP
 	(IFS=,; echo "${results[*]}" | sed 's/},{/},\n  {/g')
 	echo "]}"
 } >"$OUT/results.json"
-{
-	echo "| scenario | metric | value |"
-	echo "| --- | --- | --- |"
-	$PY -c "
-import json
-for r in json.load(open('$OUT/results.json'))['results']:
-    v = r['value']
-    v = ('%.3g G' % (v / 1e9)) if r['metric'] == 'bits_per_s' else v
-    print('| %s | %s | %s %s |' % (r['scenario'], r['metric'], v, r['unit']))"
-} >"$OUT/results.md"
-echo "== wrote $OUT/results.json and $OUT/results.md"
+$PY bench/report.py "$OUT/results.json" "$OUT"
+echo "== wrote $OUT/results.json, results.md and charts"
 true

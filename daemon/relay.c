@@ -61,12 +61,20 @@ static ssize_t dir_fill(struct relay_dir *d)
 {
 	ssize_t n;
 
+	/* The pipe is made when data first flows: an idle session costs no
+	 * pipe descriptors.  Without one (EMFILE...) the buffer is used. */
+	if (d->pipe[0] < 0 && !d->no_pipe &&
+	    pipe2(d->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		d->pipe[0] = d->pipe[1] = -1;
+		d->no_pipe = true;
+	}
 	if (d->pipe[0] >= 0) {
 		n = splice(d->src, NULL, d->pipe[1], NULL, RELAY_CHUNK,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n >= 0 || errno != EINVAL)
 			return n;
 		dir_switch_to_buf(d); /* splice not supported here */
+		d->no_pipe = true;
 	}
 	if (d->buf == NULL && (d->buf = malloc(RELAY_BUFSZ)) == NULL) {
 		errno = ENOMEM;
@@ -160,9 +168,6 @@ static int dir_init(struct relay *r, struct relay_dir *d, int src, int dst)
 	d->src = src;
 	d->dst = dst;
 	d->pipe[0] = d->pipe[1] = -1;
-	/* Without a pipe (EMFILE...) the direction uses a buffer. */
-	if (pipe2(d->pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		d->pipe[0] = d->pipe[1] = -1;
 	ev_io_init(&d->rd, relay_rd_cb, src, EV_READ);
 	ev_io_init(&d->wr, relay_wr_cb, dst, EV_WRITE);
 	d->rd.data = d;

@@ -33,6 +33,7 @@ struct relay_dir {
 	size_t pending; /* bytes read but not yet written */
 	size_t off;	/* buf mode: first unwritten byte */
 	bool eof, done;
+	bool no_pipe; /* splice unusable or no pipe to be had: buffer */
 	uint64_t bytes;
 	struct relay *r;
 };

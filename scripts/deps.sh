@@ -12,6 +12,8 @@ PKGS=(
 	# real peers for the tests and the demo
 	curl proxychains4 python3 python3-socks dante-client dante-server
 	microsocks iperf3 socat whois
+	# benchmark charts
+	gnuplot-nox
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,6 +14,7 @@ latency median/p99 in ms, and setups per second.
 import argparse
 import ipaddress
 import json
+import os
 import queue
 import socket
 import struct
@@ -76,10 +77,11 @@ def main():
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--first-port", type=int, default=30000)
     p.add_argument("--hold", type=float, default=0)
+    p.add_argument("--release-file", help="with --hold: stop holding once this file exists")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    if a.count > 60000 or a.concurrency > 1000:
-        sys.exit("bounded: count <= 60000, concurrency <= 1000")
+    if a.count > 60000 or a.concurrency > 1000 or a.hold > 600:
+        sys.exit("bounded: count <= 60000, concurrency <= 1000, hold <= 600")
     results = queue.Queue()
     held = []
     todo = queue.Queue()
@@ -120,7 +122,11 @@ def main():
         "latency_ms_p99": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3) if lat else None,
     }
     if a.hold:
-        time.sleep(a.hold)
+        deadline = time.time() + a.hold
+        while time.time() < deadline:
+            if a.release_file and os.path.exists(a.release_file):
+                break
+            time.sleep(0.2)
         for s in held:
             s.close()
     if a.json:
