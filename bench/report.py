@@ -44,7 +44,7 @@ if shutil.which("gnuplot") is None:
     sys.exit(0)
 
 
-def bars(name, title, ylabel, items):
+def bars(name, title, ylabel, items, log=False):
     if not items:
         return
     dat = os.path.join(out, name + ".dat")
@@ -58,12 +58,13 @@ set title '%s'
 set ylabel '%s'
 set style fill solid 0.8
 set boxwidth 0.6
-set yrange [0:*]
+%s
 set xtics rotate by -25 scale 0
 set grid ytics
 unset key
 plot '%s' using 0:2:xtic(1) with boxes lc rgb '#3465a4', '' using 0:2:(sprintf('%%.3g', $2)) with labels offset 0,0.7
-""" % (os.path.join(out, name + ".png"), title, ylabel, dat)
+""" % (os.path.join(out, name + ".png"), title, ylabel,
+       "set logscale y" if log else "set yrange [0:*]", dat)
     subprocess.run(["gnuplot"], input=script.encode(), check=False)
     os.remove(dat)
 
@@ -76,7 +77,8 @@ def pick(metric, contains=""):
 bars("throughput", "TCP throughput, one stream (same run)", "Gbit/s",
      [(s, v / 1e9) for s, v in pick("bits_per_s")])
 bars("udp", "UDP, 64-byte payloads (same run)", "packets/s", pick("packets_per_s"))
-bars("cpu", "Busy CPU of the VM per GB moved (TCP)", "CPU seconds / GB", pick("cpu_s_per_GB"))
+bars("cpu", "Busy CPU of the VM per GB moved (TCP, log scale)", "CPU seconds / GB",
+     pick("cpu_s_per_GB"), log=True)
 bars("setup", "Association setup latency p99 by concurrency", "ms",
      [(s.replace("setup ", ""), v) for s, v in pick("latency_p99", "setup")])
 print("charts written to %s" % out)
