@@ -13,37 +13,23 @@
       the output of `conntrack -E -e DESTROY -o timestamp` in the gateway;
       the latency is from closing N1 to the entry's DESTROY event.
 """
-import ipaddress
 import json
+import os
 import re
 import socket
 import struct
 import sys
 import time
 
-
-def request(proto, src, sport, dst, dport):
-    def addr(a, port):
-        ip = ipaddress.ip_address(a)
-        return bytes([1 if ip.version == 4 else 4]) + ip.packed + struct.pack("!H", port)
-    return b"\x05\x04\x00" + addr(dst, dport) + bytes([proto]) + addr(src, sport)
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        d = s.recv(n - len(b))
-        if not d:
-            raise OSError("closed")
-        b += d
-    return b
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "netns-tests", "tools"))
+from s5raw import recv_exact, transparent_request  # noqa: E402
 
 
 def open_assoc(proxy, port, proto, src, sport, dst, dport):
     n1 = socket.create_connection((proxy, port), timeout=5)
     n1.sendall(b"\x05\x01\x00")
     recv_exact(n1, 2)
-    n1.sendall(request(proto, src, sport, dst, dport))
+    n1.sendall(transparent_request(proto, src, sport, dst, dport))
     head = recv_exact(n1, 4)
     if head[1] != 0:
         raise OSError("refused %d" % head[1])

@@ -12,7 +12,6 @@ SECONDS have passed.  Prints a summary (or JSON): successes, reply codes,
 latency median/p99 in ms, and setups per second.
 """
 import argparse
-import ipaddress
 import json
 import os
 import queue
@@ -22,23 +21,8 @@ import sys
 import threading
 import time
 
-
-def request_bytes(proto, src, sport, dst, dport):
-    def addr(a, port):
-        ip = ipaddress.ip_address(a)
-        atyp = 1 if ip.version == 4 else 4
-        return bytes([atyp]) + ip.packed + struct.pack("!H", port)
-    return b"\x05\x04\x00" + addr(dst, dport) + bytes([proto]) + addr(src, sport)
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        d = s.recv(n - len(b))
-        if not d:
-            raise OSError("closed")
-        b += d
-    return b
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from s5raw import recv_exact, transparent_request  # noqa: E402
 
 
 def one(a, i, results, held):
@@ -50,7 +34,7 @@ def one(a, i, results, held):
         s.sendall(b"\x05\x01\x00")
         if recv_exact(s, 2) != b"\x05\x00":
             raise OSError("method")
-        req = request_bytes(a.proto, a.src, sport, dst, int(dport))
+        req = transparent_request(a.proto, a.src, sport, dst, int(dport))
         t0 = time.perf_counter()
         s.sendall(req)
         head = recv_exact(s, 4)
