@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 struct auth_user {
 	char *name;
@@ -153,27 +156,33 @@ struct auth_db *auth_load(const char *path, char *err, size_t errlen)
 	return db;
 }
 
-bool auth_check(const struct auth_db *db, const char *user, size_t ulen,
-		const char *pass, size_t plen)
+/* The user's hash (or the dummy), and whether the user exists. */
+static const char *lookup(const struct auth_db *db, const char *user,
+			  size_t ulen, const char *pass, size_t plen,
+			  bool *known)
 {
-	const char *hash = db->dummy;
-	struct crypt_data *cd;
-	bool known = false, ok;
-	unsigned char diff = 0;
-	size_t hl, cl;
-	const char *out;
-
+	*known = false;
 	/* Credentials with NUL bytes cannot match a C-string entry. */
 	if (strlen(user) != ulen || strlen(pass) != plen)
-		user = NULL;
-	for (size_t i = 0; user && i < db->n; i++) {
+		return db->dummy;
+	for (size_t i = 0; i < db->n; i++) {
 		if (strcmp(db->users[i].name, user) == 0) {
-			hash = db->users[i].hash;
-			known = true;
-			break;
+			*known = true;
+			return db->users[i].hash;
 		}
 	}
-	cd = calloc(1, sizeof(*cd));
+	return db->dummy;
+}
+
+/* crypt(3) and a comparison without early exit. */
+static bool verify(const char *hash, bool known, const char *pass)
+{
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	unsigned char diff;
+	const char *out;
+	size_t hl, cl;
+	bool ok;
+
 	if (cd == NULL)
 		return false;
 	out = crypt_rn(pass, hash, cd, sizeof(*cd));
@@ -190,4 +199,176 @@ bool auth_check(const struct auth_db *db, const char *user, size_t ulen,
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	return ok;
+}
+
+bool auth_check(const struct auth_db *db, const char *user, size_t ulen,
+		const char *pass, size_t plen)
+{
+	bool known;
+	const char *hash = lookup(db, user, ulen, pass, plen, &known);
+
+	return verify(hash, known, pass);
+}
+
+/* --- worker thread ---------------------------------------------------- */
+
+struct auth_job {
+	char *hash;
+	char pass[256];
+	bool known, ok, cancelled;
+	auth_done_cb cb;
+	void *arg;
+	struct auth_job *next;
+};
+
+struct auth_worker {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct auth_job *todo, *todo_tail, *done;
+	bool stop;
+	int efd;
+};
+
+static void job_free(struct auth_job *j)
+{
+	explicit_bzero(j->pass, sizeof(j->pass));
+	free(j->hash);
+	free(j);
+}
+
+static void *worker_main(void *arg)
+{
+	struct auth_worker *w = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (w->todo == NULL && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->stop)
+			break;
+		struct auth_job *j = w->todo;
+		w->todo = j->next;
+		if (w->todo == NULL)
+			w->todo_tail = NULL;
+		pthread_mutex_unlock(&w->lock);
+		j->ok = verify(j->hash, j->known, j->pass);
+		explicit_bzero(j->pass, sizeof(j->pass));
+		pthread_mutex_lock(&w->lock);
+		j->next = w->done;
+		w->done = j;
+		if (write(w->efd, &one, sizeof(one)) < 0) {
+			/* The counter cannot overflow here; nothing to do. */
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+struct auth_worker *auth_worker_new(char *err, size_t errlen)
+{
+	struct auth_worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if (w->efd < 0 ||
+	    pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		snprintf(err, errlen, "auth worker: %s", strerror(errno));
+		if (w->efd >= 0)
+			close(w->efd);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void auth_worker_free(struct auth_worker *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	for (struct auth_job *j = w->todo, *n; j; j = n) {
+		n = j->next;
+		job_free(j);
+	}
+	for (struct auth_job *j = w->done, *n; j; j = n) {
+		n = j->next;
+		job_free(j);
+	}
+	close(w->efd);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+}
+
+int auth_worker_fd(const struct auth_worker *w)
+{
+	return w->efd;
+}
+
+void auth_worker_process(struct auth_worker *w)
+{
+	uint64_t n;
+	struct auth_job *done;
+
+	if (read(w->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&w->lock);
+	done = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->lock);
+	while (done) {
+		struct auth_job *j = done;
+		done = j->next;
+		if (!j->cancelled)
+			j->cb(j->arg, j->ok);
+		job_free(j);
+	}
+}
+
+struct auth_job *auth_check_async(struct auth_worker *w,
+				  const struct auth_db *db, const char *user,
+				  size_t ulen, const char *pass, size_t plen,
+				  auth_done_cb cb, void *arg)
+{
+	struct auth_job *j = calloc(1, sizeof(*j));
+	const char *hash;
+
+	if (j == NULL)
+		return NULL;
+	hash = lookup(db, user, ulen, pass, plen, &j->known);
+	j->hash = strdup(hash);
+	if (j->hash == NULL || plen >= sizeof(j->pass)) {
+		job_free(j);
+		return NULL;
+	}
+	memcpy(j->pass, pass, plen);
+	j->cb = cb;
+	j->arg = arg;
+	pthread_mutex_lock(&w->lock);
+	if (w->todo_tail)
+		w->todo_tail->next = j;
+	else
+		w->todo = j;
+	w->todo_tail = j;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	return j;
+}
+
+void auth_job_cancel(struct auth_worker *w, struct auth_job *j)
+{
+	/* Only the owner's thread reads the flag (in process()). */
+	(void)w;
+	j->cancelled = true;
 }

@@ -77,6 +77,10 @@ void sess_end(struct sess *s, enum sess_end why)
 
 	if (s->state != SESS_CLOSING || s->end == SESS_END_DONE)
 		s->end = why;
+	if (s->auth_job) {
+		auth_job_cancel(srv->authw, s->auth_job);
+		s->auth_job = NULL;
+	}
 	if (s->state == SESS_TRANSPARENT || s->assoc)
 		sess_transparent_stop(s, why);
 	sess_connect_stop(s);
@@ -230,19 +234,13 @@ static void sess_choose_method(struct sess *s, const struct s5_methods *m)
 	}
 }
 
-static void sess_authenticate(struct sess *s, struct s5_auth *a)
+/* The answer of RFC 1929 authentication, once crypt(3) has spoken. */
+static void sess_auth_done(void *arg, bool ok)
 {
+	struct sess *s = arg;
 	uint8_t buf[2];
-	bool ok = s->srv->auth && auth_check(s->srv->auth, a->uname, a->ulen,
-					     a->passwd, a->plen);
 
-	explicit_bzero(a->passwd, sizeof(a->passwd));
-	/* Keep the name for logs and rules, without control bytes. */
-	free(s->user);
-	s->user = strndup(a->uname, a->ulen);
-	for (char *p = s->user; p && *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	s->auth_job = NULL;
 	s5_auth_reply_build(ok ? S5_AUTH_SUCCESS : S5_AUTH_FAILURE, buf,
 			    sizeof(buf));
 	if (sess_write(s, buf, 2) < 0) {
@@ -261,6 +259,42 @@ static void sess_authenticate(struct sess *s, struct s5_auth *a)
 	}
 	s->authed = true;
 	s->state = SESS_REQUEST;
+	/* The request may have come with the credentials. */
+	ev_io_start(s->srv->loop, &s->rd);
+	sess_process(s);
+}
+
+static void sess_authenticate(struct sess *s, struct s5_auth *a)
+{
+	struct srv *srv = s->srv;
+
+	/* Keep the name for logs and rules, without control bytes. */
+	free(s->user);
+	s->user = strndup(a->uname, a->ulen);
+	for (char *p = s->user; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (srv->auth == NULL) {
+		explicit_bzero(a->passwd, sizeof(a->passwd));
+		sess_auth_done(s, false);
+		return;
+	}
+	if (srv->authw) {
+		/* crypt(3) runs on the worker thread; reading waits. */
+		s->auth_job = auth_check_async(srv->authw, srv->auth, a->uname,
+					       a->ulen, a->passwd, a->plen,
+					       sess_auth_done, s);
+		explicit_bzero(a->passwd, sizeof(a->passwd));
+		if (s->auth_job) {
+			ev_io_stop(srv->loop, &s->rd);
+			return;
+		}
+		sess_auth_done(s, false);
+		return;
+	}
+	bool ok = auth_check(srv->auth, a->uname, a->ulen, a->passwd, a->plen);
+	explicit_bzero(a->passwd, sizeof(a->passwd));
+	sess_auth_done(s, ok);
 }
 
 static void sess_request(struct sess *s)
@@ -331,9 +365,19 @@ static void sess_process(struct sess *s)
 			if (st == S5_OK)
 				sess_choose_method(s, &msg.m);
 		} else if (before == SESS_AUTH) {
+			if (s->auth_job)
+				return; /* the check is running */
 			st = s5_auth_parse(su->in, su->inlen, &msg.a, &used);
-			if (st == S5_OK)
+			if (st == S5_OK) {
+				/* Consumed before the check: its callback may
+				 * parse what follows. */
+				memmove(su->in, su->in + used,
+					su->inlen - used);
+				su->inlen -= used;
 				sess_authenticate(s, &msg.a);
+				explicit_bzero(&msg.a, sizeof(msg.a));
+				return;
+			}
 			explicit_bzero(&msg.a, sizeof(msg.a));
 		} else if (before == SESS_REQUEST) {
 			st = s5_request_parse(su->in, su->inlen, &su->req,

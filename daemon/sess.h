@@ -20,6 +20,7 @@
 struct srv;
 struct assoc;
 struct sess_udp;
+struct auth_job;
 
 enum sess_state {
 	SESS_METHODS = 0,
@@ -101,6 +102,7 @@ struct sess {
 	struct sess_conn *conn;	  /* CONNECT and BIND */
 	struct sess_udp *udp;	  /* UDP ASSOCIATE */
 	struct dns_query *dnsq;
+	struct auth_job *auth_job; /* RFC 1929 check on the worker */
 	/* TRANSPARENT */
 	struct assoc *assoc;
 	uint32_t assoc_id; /* for the session's log line */

@@ -277,6 +277,15 @@ static void srv_raise_nofile(void)
 	}
 }
 
+static void srv_authw_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct srv *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	auth_worker_process(s->authw);
+}
+
 int srv_init(struct srv *s, struct ev_loop *loop)
 {
 	char err[256];
@@ -291,6 +300,15 @@ int srv_init(struct srv *s, struct ev_loop *loop)
 	}
 	if (srv_load_users(&s->cfg, &s->auth) < 0)
 		return -1;
+	s->authw = auth_worker_new(err, sizeof(err));
+	if (s->authw) {
+		ev_io_init(&s->authw_io, srv_authw_cb, auth_worker_fd(s->authw),
+			   EV_READ);
+		s->authw_io.data = s;
+		ev_io_start(loop, &s->authw_io);
+	} else {
+		log_warnx("%s: password checks will run on the loop", err);
+	}
 	s->assocs = assoc_table_new(s, &s->cfg);
 	if (s->assocs == NULL)
 		return -1;
@@ -336,6 +354,11 @@ void srv_free(struct srv *s)
 	s->assocs = NULL;
 	dns_free(s->dns);
 	s->dns = NULL;
+	if (s->authw) {
+		ev_io_stop(s->loop, &s->authw_io);
+		auth_worker_free(s->authw);
+		s->authw = NULL;
+	}
 	auth_free(s->auth);
 	s->auth = NULL;
 	free(s->udp_buf);

@@ -15,6 +15,7 @@
 
 struct sess;
 struct auth_db;
+struct auth_worker;
 struct dns;
 struct assoc_table;
 struct ctl;
@@ -40,6 +41,8 @@ struct srv {
 	char cfg_path[PATH_MAX];
 	struct cfg cfg;
 	struct auth_db *auth;
+	struct auth_worker *authw; /* crypt(3) off the loop */
+	ev_io authw_io;
 	struct dns *dns;
 	struct srv_listener listeners[CFG_MAX_LISTEN];
 	size_t nlisteners;

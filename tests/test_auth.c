@@ -2,6 +2,7 @@
  * Unit tests for daemon/auth: users file parsing and crypt(3) checks.
  */
 #include <crypt.h>
+#include <poll.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,4 +57,58 @@ Test(auth, file_errors)
 	cr_assert_not_null(db);
 	cr_assert(!auth_check(db, "x", 1, "y", 1));
 	auth_free(db);
+}
+
+struct result {
+	int calls;
+	bool ok;
+};
+
+static void done_cb(void *arg, bool ok)
+{
+	struct result *r = arg;
+	r->calls++;
+	r->ok = ok;
+}
+
+/* Waits for the worker's descriptor and runs the finished callbacks. */
+static void pump(struct auth_worker *w, int want, struct result *rs, int n)
+{
+	for (int i = 0; i < 200; i++) {
+		int calls = 0;
+		struct pollfd p = {.fd = auth_worker_fd(w), .events = POLLIN};
+		poll(&p, 1, 50);
+		auth_worker_process(w);
+		for (int k = 0; k < n; k++)
+			calls += rs[k].calls;
+		if (calls >= want)
+			return;
+	}
+}
+
+Test(auth, worker_thread_checks_off_the_loop)
+{
+	struct auth_db *db = load();
+	char err[128];
+	struct auth_worker *w = auth_worker_new(err, sizeof(err));
+	struct result rs[3] = {{0}};
+
+	cr_assert_not_null(w, "%s", err);
+	cr_assert_not_null(auth_check_async(w, db, "alice", 5, "wonderland", 10,
+					    done_cb, &rs[0]));
+	cr_assert_not_null(auth_check_async(w, db, "alice", 5, "nope", 4,
+					    done_cb, &rs[1]));
+	struct auth_job *j = auth_check_async(w, db, "bob", 3, "builder", 7,
+					      done_cb, &rs[2]);
+	cr_assert_not_null(j);
+	auth_job_cancel(w, j);
+	/* The database may go away while checks run: hashes were copied. */
+	auth_free(db);
+	pump(w, 2, rs, 3);
+	cr_assert_eq(rs[0].calls, 1);
+	cr_assert(rs[0].ok);
+	cr_assert_eq(rs[1].calls, 1);
+	cr_assert(!rs[1].ok);
+	cr_assert_eq(rs[2].calls, 0, "a cancelled check called back");
+	auth_worker_free(w);
 }
