@@ -36,28 +36,34 @@ inc curl -sS --max-time 10 --socks5-hostname $G4:1080 http://target.test/
 
 say "TRANSPARENT over TCP: socksgate transparent --proto tcp --source $C4:40000 --dest $T4:7000"
 tp_open tcp $C4:40000 $T4:7000 || fail "TCP association refused"
-TCP_PID=$TP_PID
-echo "    socksgate printed: bound tcp $BND_ADDR $BND_PORT"
-echo "    the client sends 5 MB from $C4:40000 to $BND_ADDR:$BND_PORT; the kernel DNATs it to $T4:7000:"
-inc $PEER tcp-echo-check "$BND_ADDR" "$BND_PORT" --src $C4:40000 --bytes 5000000 | sed 's/^/    /'
+TCP_PID=$TP_PID TCP_BND=$BND_ADDR TCP_PORT=$BND_PORT
+echo "    socksgate printed: bound tcp $TCP_BND $TCP_PORT"
 
 say "TRANSPARENT over UDP: socksgate transparent --proto udp --source [$C6]:40001 --dest [$T6]:7000"
 tp_open udp "[$C6]:40001" "[$T6]:7000" || fail "UDP association refused"
 UDP_PID=$TP_PID
 echo "    socksgate printed: bound udp $BND_ADDR $BND_PORT"
-inc $PEER udp-echo-check "$BND_ADDR" "$BND_PORT" --src "[$C6]:40001" --count 100 --size 512 | sed 's/^/    /'
 
-say "A packet from another source port is dropped silently and counted:"
-inc $PEER udp-expect-silence "$BND_ADDR" "$BND_PORT" --src "[$C6]:40002" | sed 's/^/    /'
-
-say "nft list table inet socksgate   (while both associations live)"
+say "nft list table inet socksgate   (both associations live)"
 nft_table
+
+say "UDP: 100 datagrams from [$C6]:40001 to [$BND_ADDR]:$BND_PORT, DNATed by the kernel to [$T6]:7000"
+inc $PEER udp-echo-check "$BND_ADDR" "$BND_PORT" --src "[$C6]:40001" --count 100 --size 512 | sed 's/^/    /'
+say "A datagram from another source port is dropped silently and counted:"
+inc $PEER udp-expect-silence "$BND_ADDR" "$BND_PORT" --src "[$C6]:40002" | sed 's/^/    /'
 say "conntrack entries of the relayed flows (ct mark 0x5a......)"
 ing conntrack -L -m 0x5a000000/0xff000000 2>/dev/null
 
-say "Ending both associations (socksgate exits, N1 closes)"
-kill "$TCP_PID" "$UDP_PID"
-wait "$TCP_PID" "$UDP_PID" 2>/dev/null
+say "TCP: 5 MB from $C4:40000 to $TCP_BND:$TCP_PORT, DNATed to $T4:7000 and echoed back"
+inc $PEER tcp-echo-check "$TCP_BND" "$TCP_PORT" --src $C4:40000 --bytes 5000000 | sed 's/^/    /'
+echo "    the target closed the connection (FIN): the daemon sees it in conntrack and ends"
+echo "    the association (close-on-target-fin yes); socksgate exits with status 3:"
+wait "$TCP_PID"
+echo "    socksgate exit status $?"
+
+say "Ending the UDP association (socksgate exits, N1 closes)"
+kill "$UDP_PID"
+wait "$UDP_PID" 2>/dev/null
 sleep 2.5
 say "nft list table inet socksgate   (after they ended: no element left)"
 nft_table | grep -v '^\s*$'
