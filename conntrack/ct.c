@@ -147,20 +147,6 @@ int ct_purge_mark(struct ct *ct, uint32_t value, uint32_t mask)
 	return deleted;
 }
 
-int ct_count_mark(struct ct *ct, uint32_t value, uint32_t mask)
-{
-	struct collect col = {0};
-	int n;
-
-	if (dump_mark(ct, value, mask, &col) < 0) {
-		collect_free(&col);
-		return -1;
-	}
-	n = (int)col.n;
-	collect_free(&col);
-	return n;
-}
-
 struct dump_ctx {
 	ct_flow_cb cb;
 	void *arg;

@@ -83,8 +83,6 @@ int ct_delete(struct ct *ct, const struct ct_tuple *t);
 /* Deletes every entry with (mark & mask) == value.  Returns how many, or
  * -1 on error. */
 int ct_purge_mark(struct ct *ct, uint32_t value, uint32_t mask);
-/* Counts entries with (mark & mask) == value (tests, resync), -1 on error. */
-int ct_count_mark(struct ct *ct, uint32_t value, uint32_t mask);
 /* Calls cb for every entry with (mark & mask) == value (type CT_EV_DUMP).
  * Returns how many, or -1 on error. */
 int ct_dump_mark(struct ct *ct, uint32_t value, uint32_t mask, ct_flow_cb cb,

@@ -94,6 +94,7 @@ void sess_end(struct sess *s, enum sess_end why)
 	free(s->conn);
 	free(s->user);
 	free(s->dst);
+	free(s->dst_name);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -305,6 +306,8 @@ static void sess_request(struct sess *s)
 	s->cmd = s->setup->req.cmd;
 	s5_addr_str(&s->setup->req.dst, dst, sizeof(dst));
 	s->dst = strdup(dst);
+	if (s->setup->req.dst.atyp == S5_ATYP_DOMAIN)
+		s->dst_name = strdup(s->setup->req.dst.u.dom.name);
 	s->srv->stats.sessions_by_cmd[s->cmd]++;
 	switch (s->cmd) {
 	case S5_CMD_CONNECT:

@@ -98,6 +98,7 @@ struct sess {
 	enum sess_end end;
 	char *user;		  /* authenticated user name, or NULL */
 	char *dst;		  /* DST as requested ("name:port"), for logs */
+	char *dst_name;		  /* DST's name when the request gave one */
 	struct sess_setup *setup; /* NULL once settled */
 	struct sess_conn *conn;	  /* CONNECT and BIND */
 	struct sess_udp *udp;	  /* UDP ASSOCIATE */
@@ -129,6 +130,9 @@ void sess_connect_start(struct sess *s);
 void sess_connect_stop(struct sess *s);
 void sess_transparent_start(struct sess *s);
 void sess_transparent_stop(struct sess *s, enum sess_end why);
+/* After a reload: ends (reason policy) the associations the new
+ * configuration no longer allows. */
+void sess_transparent_recheck(struct srv *srv);
 void sess_udp_start(struct sess *s);
 void sess_udp_stop(struct sess *s);
 void sess_bind_start(struct sess *s);

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -61,9 +62,7 @@ static void tp_proceed(struct sess *s)
 		.ptcl = s->setup->req.ptcl,
 		.src = (struct sockaddr *)&s->setup->tp_src,
 		.dst = (struct sockaddr *)&s->setup->tp_dst,
-		.dst_name = s->setup->req.dst.atyp == S5_ATYP_DOMAIN
-				    ? s->setup->req.dst.u.dom.name
-				    : NULL,
+		.dst_name = s->dst_name,
 		.user = s->authed ? s->user : NULL,
 	};
 	struct tp_check_out out;
@@ -211,4 +210,46 @@ void sess_transparent_stop(struct sess *s, enum sess_end why)
 	}
 	assoc_close(s->assoc, e);
 	s->assoc = NULL;
+}
+
+void sess_transparent_recheck(struct srv *srv)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, cap = 0;
+
+	/* Decide for all first: ending one frees its session. */
+	for (struct sess *s = srv->sessions; s; s = s->next) {
+		struct assoc_info ai;
+		struct tp_check_out out;
+
+		if (s->state != SESS_TRANSPARENT || s->assoc == NULL)
+			continue;
+		assoc_get_info(s->assoc, &ai);
+		struct tp_check_in in = {
+			.cfg = &srv->cfg,
+			.peer = &s->peer.sa,
+			.local = &s->local.sa,
+			.ptcl = ai.proto,
+			.src = (struct sockaddr *)&ai.src,
+			.dst = (struct sockaddr *)&ai.dst,
+			.dst_name = s->dst_name,
+			.user = s->authed ? s->user : NULL,
+		};
+		if (sess_check_transparent(&in, &out) == S5_REP_SUCCEEDED)
+			continue;
+		log_info("session %llu: association %u no longer allowed: %s",
+			 (unsigned long long)s->id, ai.id, out.why);
+		if (n == cap) {
+			uint32_t *ni = realloc(ids, (cap ? cap * 2 : 16) *
+							    sizeof(*ni));
+			if (ni == NULL)
+				break;
+			ids = ni;
+			cap = cap ? cap * 2 : 16;
+		}
+		ids[n++] = ai.id;
+	}
+	for (size_t i = 0; i < n; i++)
+		assoc_terminate_id(srv->assocs, ids[i], ASSOC_END_POLICY);
+	free(ids);
 }

@@ -242,8 +242,10 @@ static void srv_reload(struct srv *s)
 	cfg_free(&s->cfg);
 	s->cfg = next;
 	log_set_level((enum log_level)s->cfg.log_level);
-	if (s->assocs)
+	if (s->assocs) {
 		assoc_table_reconfigure(s->assocs, &s->cfg);
+		sess_transparent_recheck(s);
+	}
 	if (s->ctl == NULL || strcmp(ctl_path(s->ctl), s->cfg.control_path)) {
 		ctl_close(s->ctl);
 		s->ctl = ctl_open(s, s->cfg.control_path);

@@ -2,7 +2,8 @@
 # TRANSPARENT details: a leftover `inet socksgate` table is replaced at
 # start and other tables are left alone; `snat ADDRESS` and `snat none`
 # (applied by SIGHUP) decide the source the target sees; DST and S.ADDR
-# given as names are resolved by the daemon.
+# given as names are resolved by the daemon; a reload whose rules no
+# longer allow an association ends it (reason policy), and only it.
 . "$(dirname "$0")/lib.sh"
 sg_topology
 ip -n "$NS_G" addr add 198.18.1.3/24 dev g1
@@ -42,4 +43,21 @@ inc $PEER udp-echo-check "$BND_ADDR" "$BND_PORT" --src $C4:46701 --count 3 >/dev
 grep -qE "dgram (::ffff:)?$C4 " "$SG_TMP/t.log" || fail "target saw $(tail -1 "$SG_TMP/t.log"), want the client's own address"
 pass "snat none (by SIGHUP): the target sees the client's address; S.ADDR given as client.test resolved"
 kill "$TP_PID"; wait "$TP_PID" 2>/dev/null
+
+# Two live associations, one named by DST name; the reload denies DST port
+# 7000 for TRANSPARENT, so the first ends and the second (port 7009) stays.
+tp_open udp $C4:46800 target.test:7000 || fail "refused"
+P1=$TP_PID
+tp_open udp $C4:46801 $T4:7009 || fail "refused"
+P2=$TP_PID
+sed -i 's/^rule allow from 198.18.0.0\/24$/rule deny port 7000 command transparent\nrule allow from 198.18.0.0\/24/' "$SG_TMP/socksgated.conf"
+kill -HUP "$DAEMON_PID"
+wait "$P1"
+[ $? = 3 ] || fail "the association the new rules deny did not end"
+grep -q "reason policy" "$SG_LOG" || fail "no policy end logged"
+sleep 0.3
+kill -0 "$P2" 2>/dev/null || fail "an association the new rules still allow was ended"
+[ "$(set_count assoc4)" = 1 ] || fail "assoc4 has $(set_count assoc4) elements, want 1"
+pass "reload: the association the new rules deny ends (reason policy), the allowed one stays"
+kill "$P2"; wait "$P2" 2>/dev/null
 true

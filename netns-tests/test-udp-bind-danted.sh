@@ -69,7 +69,9 @@ print(ok)
 PY
 )
 	[ "$out" = 5 ] || fail "PySocks UDP vs $name: $out"
-	if command -v npm >/dev/null && (cd "$SG_ROOT/netns-tests/node" && npm install --no-audit --no-fund --silent >/dev/null 2>&1); then
+	if command -v npm >/dev/null; then
+	(cd "$SG_ROOT/netns-tests/node" && npm install --no-audit --no-fund --silent >/dev/null 2>&1) ||
+		fail "npm install of the socks client failed"
 		out=$(inc node "$SG_ROOT/netns-tests/node/socks-client.js" udp $G4 $srv $T4 7000 5 2>&1) ||
 			fail "npm socks UDP vs $name: $out"
 	fi

@@ -183,7 +183,9 @@ else
 fi
 
 # --- npm socks ------------------------------------------------------------------
-if command -v npm >/dev/null && (cd "$SG_ROOT/netns-tests/node" && npm install --no-audit --no-fund --silent >/dev/null 2>&1); then
+if command -v npm >/dev/null; then
+	(cd "$SG_ROOT/netns-tests/node" && npm install --no-audit --no-fund --silent >/dev/null 2>&1) ||
+		fail "npm install of the socks client failed"
 	NODE="node $SG_ROOT/netns-tests/node/socks-client.js"
 	out=$(inc $NODE udp $G4 1080 $T4 7000 10 2>&1) || fail "npm socks UDP: $out"
 	pass "npm socks UDP ASSOCIATE (createUDPFrame/parseUDPFrame): $out"
@@ -200,7 +202,7 @@ s.sendall(b'line\n'); print(s.recv(100).decode())" >"$SG_TMP/ntarget.out" 2>&1
 		fail "npm socks BIND: $(cat "$SG_TMP/nbind.out") / $(cat "$SG_TMP/ntarget.out")"
 	pass "npm socks BIND: bound, remote $T4 connected, data echoed through the relay"
 else
-	log "npm socks not installable here: its part is skipped"
+	log "npm is not installed: the npm socks part is skipped"
 fi
 grep -q "ERROR: AddressSanitizer\|runtime error" "$SG_LOG" && fail "sanitizer report"
 true

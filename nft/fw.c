@@ -392,6 +392,39 @@ int fw_set_snat(struct fw *fw, const struct fw_snat *snat, char *err,
 	return rc;
 }
 
+/* Whether set k holds one of the elements `what` names. */
+static bool elem_wanted(enum fw_set_kind k, unsigned what)
+{
+	return what & (k == FW_SET_BOUND ? FW_ELEM_BOUND : FW_ELEM_RELAY);
+}
+
+/* Deletes one element in its own transaction.  0, also when it was gone
+ * already; -1 on another error. */
+static int del_one(struct fw *fw, enum fw_set_kind k, const struct fw_flow *f,
+		   char *err, size_t errlen)
+{
+	struct nftnl_set *s = fw_build_elem(k, f);
+	struct fw_batch bt;
+	int rc = -1;
+
+	if (s == NULL || batch_init(fw, &bt, 1) < 0) {
+		nftnl_set_free(s);
+		return -1;
+	}
+	if (BATCH_ADD(fw, &bt, NFT_MSG_DELSETELEM, 0, 0,
+		      nftnl_set_elems_nlmsg_build_payload, s) == 0) {
+		if (batch_commit(fw, &bt, NULL, err, errlen) == 0) {
+			fw->stats.elements_deleted++;
+			rc = 0;
+		} else if (errno == ENOENT) {
+			rc = 0;
+		}
+	}
+	batch_free(&bt);
+	nftnl_set_free(s);
+	return rc;
+}
+
 /* Appends the element messages of one flow. */
 static int batch_add_flow(struct fw *fw, struct fw_batch *bt,
 			  const struct fw_flow *f, unsigned what, bool add,
@@ -401,8 +434,7 @@ static int batch_add_flow(struct fw *fw, struct fw_batch *bt,
 	uint16_t flags = add ? NLM_F_CREATE | NLM_F_EXCL : 0;
 
 	for (int k = 0; k < FW_NSETS; k++) {
-		bool bound = k == FW_SET_BOUND;
-		if (!(what & (bound ? FW_ELEM_BOUND : FW_ELEM_RELAY)))
+		if (!elem_wanted((enum fw_set_kind)k, what))
 			continue;
 		struct nftnl_set *s = fw_build_elem((enum fw_set_kind)k, f);
 		int r = s ? BATCH_ADD(fw, bt, type, flags, owner,
@@ -481,41 +513,14 @@ int fw_del(struct fw *fw, const struct fw_flow *const *flows, size_t n,
 			fw->stats.elements_deleted += m * elems_per_flow(what);
 			continue;
 		}
-		/* Some element was gone already: go one message at a time so
+		/* Some element was gone already: go one element at a time so
 		 * every other one is still deleted. */
-		for (size_t i = off; i < off + m; i++) {
-			for (unsigned bit = FW_ELEM_BOUND; bit <= FW_ELEM_RELAY;
-			     bit <<= 1) {
-				if (!(what & bit))
-					continue;
-				for (int k = 0; k < FW_NSETS; k++) {
-					bool bound = k == FW_SET_BOUND;
-					if (bound != (bit == FW_ELEM_BOUND))
-						continue;
-					struct fw_batch bt;
-					struct nftnl_set *s = fw_build_elem(
-						(enum fw_set_kind)k, flows[i]);
-					if (s == NULL ||
-					    batch_init(fw, &bt, 1) < 0) {
-						nftnl_set_free(s);
-						rc = -1;
-						continue;
-					}
-					if (BATCH_ADD(
-						    fw, &bt, NFT_MSG_DELSETELEM,
-						    0, 0,
-						    nftnl_set_elems_nlmsg_build_payload,
-						    s) == 0 &&
-					    batch_commit(fw, &bt, NULL, err,
-							 errlen) == 0)
-						fw->stats.elements_deleted++;
-					else if (errno != ENOENT)
-						rc = -1;
-					batch_free(&bt);
-					nftnl_set_free(s);
-				}
-			}
-		}
+		for (size_t i = off; i < off + m; i++)
+			for (int k = 0; k < FW_NSETS; k++)
+				if (elem_wanted((enum fw_set_kind)k, what) &&
+				    del_one(fw, (enum fw_set_kind)k, flows[i],
+					    err, errlen) < 0)
+					rc = -1;
 	}
 	return rc;
 }
