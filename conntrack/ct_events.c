@@ -25,7 +25,8 @@
 
 struct ct_events {
 	struct nfct_handle *h;
-	int rcvbuf;
+	int asked;  /* the size we asked for */
+	int rcvbuf; /* what the kernel reports (it doubles the request) */
 	ct_flow_cb cb;
 	void *arg;
 };
@@ -49,6 +50,7 @@ static void set_rcvbuf(struct ct_events *e, int size)
 	int fd = nfct_fd(e->h);
 	socklen_t l = sizeof(e->rcvbuf);
 
+	e->asked = size;
 	/* FORCE works beyond rmem_max for a privileged daemon. */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
@@ -124,8 +126,13 @@ int ct_events_process(struct ct_events *e, ct_flow_cb cb, void *arg)
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return 0;
 		if (errno == ENOBUFS) {
-			if (e->rcvbuf < CT_RCVBUF_MAX)
-				set_rcvbuf(e, e->rcvbuf * 2);
+			/* Double what we asked for: the kernel reports
+			 * twice the request (bookkeeping overhead), so
+			 * doubling its figure would grow 4x. */
+			if (e->asked < CT_RCVBUF_MAX)
+				set_rcvbuf(e, e->asked * 2 > CT_RCVBUF_MAX
+						      ? CT_RCVBUF_MAX
+						      : e->asked * 2);
 			return CT_OVERRUN;
 		}
 		return -1;

@@ -17,14 +17,20 @@
 #include "fw.h"
 #include "log.h"
 #include "s5_proto.h"
-#include "srv.h"
+
+#define ASSOC_NAME(e, name) [e] = name,
+static const char *const end_names[] = {ASSOC_END_LIST(ASSOC_NAME)};
+static const char *const state_names[] = {ASSOC_STATE_LIST(ASSOC_NAME)};
+#undef ASSOC_NAME
+_Static_assert(sizeof(end_names) / sizeof(end_names[0]) == ASSOC_END_COUNT,
+	       "a name per end reason");
+_Static_assert(sizeof(state_names) / sizeof(state_names[0]) ==
+		       ASSOC_STATE_COUNT,
+	       "a name per state");
 
 const char *assoc_end_str(enum assoc_end e)
 {
-	static const char *const names[] = {
-		"n1-closed", "target-fin", "flow-end", "idle",
-		"operator",  "shutdown",   "policy"};
-	return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "?";
+	return (unsigned)e < ASSOC_END_COUNT ? end_names[e] : "?";
 }
 
 uint32_t assoc_id(const struct assoc *a)
@@ -168,31 +174,80 @@ static void port_mark(struct port_pool *p, uint16_t port, bool used)
 		p->used[port / 8] &= (uint8_t) ~(1u << (port % 8));
 }
 
-/* 1 if no local socket uses bnd:port for this kind of protocol, 0 if one
- * does, -1 if bnd is not a local address. */
-static int port_free_locally(const struct sockaddr_storage *bnd, uint16_t port,
-			     uint8_t proto)
+/* The socket kinds whose local ports a bound endpoint can shadow: the
+ * guard drops every protocol to BND.ADDR:BND.PORT, so a port is free only
+ * if no local socket of any of them uses it.  UDP-Lite, SCTP and DCCP are
+ * tried only when their module is loaded (/proc/net/protocols): creating
+ * such a socket would otherwise load it. */
+struct sock_kind {
+	const char *proc_name; /* NULL: always there */
+	int type, proto;
+};
+static const struct sock_kind sock_kinds[] = {
+	{NULL, SOCK_STREAM, IPPROTO_TCP},
+	{NULL, SOCK_DGRAM, IPPROTO_UDP},
+	{"UDP-Lite", SOCK_DGRAM, IPPROTO_UDPLITE},
+	{"SCTP", SOCK_SEQPACKET, IPPROTO_SCTP},
+	{"DCCP", SOCK_DCCP, IPPROTO_DCCP},
+};
+#define NSOCK_KINDS (sizeof(sock_kinds) / sizeof(sock_kinds[0]))
+
+/* Which optional socket kinds this kernel has now (bit i: sock_kinds[i]).
+ * Read at start and on reload. */
+static unsigned local_kinds(void)
+{
+	FILE *f = fopen("/proc/net/protocols", "re");
+	char line[256];
+	unsigned m = 0;
+
+	for (size_t i = 0; i < NSOCK_KINDS; i++)
+		if (sock_kinds[i].proc_name == NULL)
+			m |= 1u << i;
+	if (f == NULL)
+		return m;
+	while (fgets(line, sizeof(line), f)) {
+		for (size_t i = 0; i < NSOCK_KINDS; i++) {
+			const char *n = sock_kinds[i].proc_name;
+			size_t l = n ? strlen(n) : 0;
+			if (n && strncmp(line, n, l) == 0 &&
+			    (line[l] == ' ' || line[l] == '\t'))
+				m |= 1u << i;
+		}
+	}
+	fclose(f);
+	return m;
+}
+
+/* 1 if no local socket of any kind uses bnd:port, 0 if one does, -1 if
+ * bnd is not a local address. */
+static int port_free_locally(const struct assoc_table *t,
+			     const struct sockaddr_storage *bnd, uint16_t port)
 {
 	struct sockaddr_storage ss = *bnd;
-	int type = (proto == IPPROTO_UDP || proto == CFG_PTCL_UDPLITE)
-			   ? SOCK_DGRAM
-			   : SOCK_STREAM;
-	int fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0), rc = 1;
 
-	if (fd < 0)
-		return 1; /* cannot tell; the kernel rules still work */
 	addr_set_port((struct sockaddr *)&ss, port);
-	if (bind(fd, (struct sockaddr *)&ss, addr_len((struct sockaddr *)&ss)) <
-	    0)
-		rc = errno == EADDRNOTAVAIL ? -1 : 0;
-	close(fd);
-	return rc;
+	for (size_t i = 0; i < NSOCK_KINDS; i++) {
+		if (!(t->sock_kinds & (1u << i)))
+			continue;
+		int fd = socket(ss.ss_family, sock_kinds[i].type | SOCK_CLOEXEC,
+				sock_kinds[i].proto);
+		if (fd < 0)
+			continue; /* cannot tell; the kernel rules still work */
+		int rc = bind(fd, (struct sockaddr *)&ss,
+			      addr_len((struct sockaddr *)&ss));
+		int e = errno;
+		close(fd);
+		if (rc < 0 && e == EADDRNOTAVAIL)
+			return -1;
+		if (rc < 0)
+			return 0;
+	}
+	return 1;
 }
 
 /* Picks a BND.PORT: free in our pool and not used by a local socket. */
 static int port_alloc(struct assoc_table *t, struct port_pool *p,
-		      const struct sockaddr_storage *bnd, uint8_t proto,
-		      uint16_t *out)
+		      const struct sockaddr_storage *bnd, uint16_t *out)
 {
 	uint32_t range = (uint32_t)t->port_hi - t->port_lo + 1;
 
@@ -200,7 +255,7 @@ static int port_alloc(struct assoc_table *t, struct port_pool *p,
 		uint16_t port = (uint16_t)(t->port_lo + (p->hint + i) % range);
 		if (port_used(p, port))
 			continue;
-		int local = port_free_locally(bnd, port, proto);
+		int local = port_free_locally(t, bnd, port);
 		if (local < 0)
 			return -1;
 		if (local == 0)
@@ -226,24 +281,28 @@ void assoc_flow_tuple(const struct fw_flow *f, struct ct_tuple *ct)
 	ct->dport = f->bport;
 }
 
+/* One side of a flow (raw address bytes, host-order port) as a sockaddr. */
+static void flow_sockaddr(int family, const uint8_t *addr, uint16_t port,
+			  struct sockaddr_storage *ss)
+{
+	struct s5_addr w;
+	size_t alen = family == AF_INET6 ? 16 : 4;
+
+	memset(&w, 0, sizeof(w));
+	w.atyp = alen == 16 ? S5_ATYP_IPV6 : S5_ATYP_IPV4;
+	memcpy(w.u.v6, addr, alen);
+	w.port = port;
+	addr_from_s5(&w, ss);
+}
+
 static void flow_str(const struct fw_flow *f, char *out, size_t cap)
 {
 	struct sockaddr_storage s, b, d;
 	char ss[ADDR_STRLEN], bs[ADDR_STRLEN], ds[ADDR_STRLEN];
-	size_t alen = f->family == AF_INET6 ? 16 : 4;
-	struct s5_addr w;
 
-	memset(&w, 0, sizeof(w));
-	w.atyp = alen == 16 ? S5_ATYP_IPV6 : S5_ATYP_IPV4;
-	memcpy(w.u.v6, f->saddr, alen);
-	w.port = f->sport;
-	addr_from_s5(&w, &s);
-	memcpy(w.u.v6, f->baddr, alen);
-	w.port = f->bport;
-	addr_from_s5(&w, &b);
-	memcpy(w.u.v6, f->daddr, alen);
-	w.port = f->dport;
-	addr_from_s5(&w, &d);
+	flow_sockaddr(f->family, f->saddr, f->sport, &s);
+	flow_sockaddr(f->family, f->baddr, f->bport, &b);
+	flow_sockaddr(f->family, f->daddr, f->dport, &d);
 	snprintf(out, cap, "ptcl %u %s -> %s -> %s", f->proto,
 		 addr_str((struct sockaddr *)&s, ss, sizeof(ss)),
 		 addr_str((struct sockaddr *)&b, bs, sizeof(bs)),
@@ -287,6 +346,18 @@ static void schedule_flush(struct assoc_table *t)
 {
 	if (!ev_is_active(&t->flush))
 		ev_prepare_start(t->loop, &t->flush);
+	/* Queued from inside a flush (a failed setup handed to the removal
+	 * path, an owner closing another association in its callback): the
+	 * prepare watcher would only run after the loop's next wakeup, which
+	 * may be far; an idle watcher keeps the loop from blocking. */
+	if (t->in_flush && !ev_is_active(&t->kick))
+		ev_idle_start(t->loop, &t->kick);
+}
+
+static void kick_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	ev_idle_stop(loop, w);
 }
 
 struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
@@ -332,7 +403,7 @@ struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
 	a->flow.mark = FW_MARK_TAG | a->id;
 	a->pool = pool_get(t, a->flow.family, a->flow.baddr);
 	if (a->pool == NULL ||
-	    port_alloc(t, a->pool, &r->bnd, r->proto, &a->flow.bport) < 0) {
+	    port_alloc(t, a->pool, &r->bnd, &a->flow.bport) < 0) {
 		if (a->pool)
 			log_warnx("no free relay port on %s in %u-%u "
 				  "(or it is not a local address)",
@@ -387,131 +458,220 @@ void assoc_close(struct assoc *a, enum assoc_end why)
 	}
 }
 
-/* Installs every pending association in one transaction (two if the
- * first was refused because of some of them). */
+/* Hands a setup result to the association's owner. */
+static void tell_ready(struct assoc *a, uint8_t rep, const struct sockaddr *bnd)
+{
+	void (*ready)(void *, uint8_t, const struct sockaddr *) = a->cbs.ready;
+
+	a->cbs.ready = NULL;
+	if (ready)
+		ready(a->arg, rep, bnd);
+}
+
+/* A setup that failed with nothing in the kernel: free it (the port goes
+ * back to the pool), then tell the owner. */
+static void add_failed(struct assoc *a)
+{
+	struct assoc_cbs cbs = a->cbs;
+	void *arg = a->arg;
+
+	a->t->stats.setup_failures++;
+	assoc_free(a);
+	if (cbs.ready)
+		cbs.ready(arg, S5_REP_GENERAL, NULL);
+}
+
+/* A setup whose elements may be in the kernel (no answer came, or the
+ * kernel holds an element with its key): the owner gets X'01' now, and
+ * the association goes down the removal path like an ending one, so its
+ * port is reused only once the kernel confirms the elements are gone. */
+static void add_doubtful(struct assoc *a)
+{
+	struct assoc_table *t = a->t;
+
+	t->stats.setup_failures++;
+	t->stats.unknown_outcomes++;
+	tell_ready(a, S5_REP_GENERAL, NULL);
+	a->cbs.ended = NULL;
+	free(a->comment);
+	a->comment = NULL;
+	a->flow.comment = NULL;
+	a->end = ASSOC_END_FAILED;
+	a->state = ASSOC_CLOSING;
+	list_push(&t->pending_del, a);
+	schedule_flush(t);
+}
+
+static void add_done(struct assoc *a)
+{
+	struct assoc_table *t = a->t;
+	struct sockaddr_storage bnd;
+	struct ct_tuple tu;
+	char f[300];
+
+	/* Packets sent before the association made an entry that would
+	 * bypass the DNAT: delete it now. */
+	assoc_flow_tuple(&a->flow, &tu);
+	if (ct_delete(t->ct, &tu) > 0)
+		log_debug(
+			"assoc %u: deleted a conntrack entry that predates it",
+			a->id);
+	a->state = ASSOC_LIVE;
+	free(a->comment);
+	a->comment = NULL;
+	a->flow.comment = NULL;
+	a->last_activity = ev_now(t->loop);
+	t->stats.opened++;
+	flow_sockaddr(a->flow.family, a->flow.baddr, a->flow.bport, &bnd);
+	flow_str(&a->flow, f, sizeof(f));
+	log_info("assoc %u start: session %llu %s", a->id,
+		 (unsigned long long)a->session_id, f);
+	tell_ready(a, S5_REP_SUCCEEDED, (struct sockaddr *)&bnd);
+}
+
+/* Transactions tried for one set of pending associations: a refused
+ * chunk is retried without the flows the kernel blamed. */
+#define ADD_ROUNDS 3
+
+/*
+ * Installs every pending association: one transaction per FW_CHUNK flows.
+ * Per flow, fw_add() says: installed (reply X'00'); refused by the kernel
+ * (X'01', nothing in the kernel, port freed); not done because its chunk
+ * was refused for another flow (tried again, up to ADD_ROUNDS); unknown
+ * (no answer: X'01', then removed like an ending association).  A flow
+ * refused with EEXIST meets an element the record does not know: it is
+ * removed the same way, which also clears that element.
+ */
 static void flush_adds(struct assoc_table *t)
 {
-	size_t n = 0, i = 0;
+	size_t n = 0, m;
 	struct assoc **v;
 	const struct fw_flow **flows;
-	bool *failed;
+	enum fw_result *res;
+	int *errs;
 	char err[256] = "";
 
 	for (struct assoc *a = t->pending_add.head; a; a = a->next)
 		n++;
 	v = calloc(n, sizeof(*v));
 	flows = calloc(n, sizeof(*flows));
-	failed = calloc(n, sizeof(*failed));
-	if (!v || !flows || !failed) {
-		free(v);
-		free(flows);
-		free(failed);
-		return; /* retried at the next iteration */
+	res = calloc(n, sizeof(*res));
+	errs = calloc(n, sizeof(*errs));
+	if (!v || !flows || !res || !errs) {
+		/* Still pending: the sweep timer tries again. */
+		log_warnx("out of memory installing associations; retrying");
+		if (!ev_is_active(&t->sweep))
+			ev_timer_again(t->loop, &t->sweep);
+		goto out;
 	}
+	m = 0;
 	while (t->pending_add.head) {
 		struct assoc *a = t->pending_add.head;
 		list_remove(a);
-		v[i] = a;
-		flows[i++] = &a->flow;
+		v[m++] = a;
 	}
-	if (fw_add(t->fw, flows, n, FW_ELEM_ALL, failed, err, sizeof(err)) <
-	    0) {
-		/* Nothing was added.  Retry the flows not to blame. */
-		size_t m = 0;
-		bool *f2 = calloc(n, sizeof(*f2));
-		const struct fw_flow **retry = calloc(n, sizeof(*retry));
-		log_warnx("nftables refused an association batch: %s", err);
-		for (i = 0; i < n; i++)
-			if (!failed[i])
-				retry[m++] = flows[i];
-		if (m > 0 && f2 && retry &&
-		    fw_add(t->fw, retry, m, FW_ELEM_ALL, f2, err, sizeof(err)) <
-			    0) {
-			log_warnx("nftables refused the retry: %s", err);
-			for (i = 0; i < n; i++)
-				failed[i] = true;
+	for (int round = 0; round < ADD_ROUNDS && m > 0; round++) {
+		size_t k = 0;
+		for (size_t i = 0; i < m; i++)
+			flows[i] = &v[i]->flow;
+		if (fw_add(t->fw, flows, m, FW_ELEM_ALL, res, errs, err,
+			   sizeof(err)) < 0)
+			log_warnx("nftables refused an association batch "
+				  "(round %d, %zu flows): %s",
+				  round + 1, m, err);
+		for (size_t i = 0; i < m; i++) {
+			struct assoc *a = v[i];
+			switch (res[i]) {
+			case FW_DONE:
+				add_done(a);
+				break;
+			case FW_REFUSED:
+				log_warnx("assoc %u: the kernel refused its "
+					  "elements: %s",
+					  a->id, strerror(errs[i]));
+				if (errs[i] == EEXIST)
+					add_doubtful(a);
+				else
+					add_failed(a);
+				break;
+			case FW_UNKNOWN:
+				log_warnx(
+					"assoc %u: no answer from the kernel; "
+					"removing whatever it installed",
+					a->id);
+				add_doubtful(a);
+				break;
+			case FW_NOT_DONE:
+				if (round + 1 < ADD_ROUNDS)
+					v[k++] = a; /* again, without the others
+						     */
+				else
+					add_failed(a);
+				break;
+			}
 		}
-		free(f2);
-		free(retry);
+		m = k;
 	}
-	for (i = 0; i < n; i++) {
-		struct assoc *a = v[i];
-		void (*ready)(void *, uint8_t, const struct sockaddr *) =
-			a->cbs.ready;
-		void *arg = a->arg;
-		if (failed[i]) {
-			t->stats.setup_failures++;
-			assoc_free(a);
-			if (ready)
-				ready(arg, S5_REP_GENERAL, NULL);
-			continue;
-		}
-		struct ct_tuple tu;
-		struct sockaddr_storage bnd;
-		struct s5_addr w;
-		size_t alen = a->flow.family == AF_INET6 ? 16 : 4;
-
-		/* Packets sent before the association made an entry that
-		 * would bypass the DNAT: delete it now. */
-		assoc_flow_tuple(&a->flow, &tu);
-		if (ct_delete(t->ct, &tu) > 0)
-			log_debug("assoc %u: deleted a conntrack entry that "
-				  "predates it",
-				  a->id);
-		a->state = ASSOC_LIVE;
-		free(a->comment);
-		a->comment = NULL;
-		a->flow.comment = NULL;
-		a->last_activity = ev_now(t->loop);
-		t->stats.opened++;
-		memset(&w, 0, sizeof(w));
-		w.atyp = alen == 16 ? S5_ATYP_IPV6 : S5_ATYP_IPV4;
-		memcpy(w.u.v6, a->flow.baddr, alen);
-		w.port = a->flow.bport;
-		addr_from_s5(&w, &bnd);
-		char f[300];
-		flow_str(&a->flow, f, sizeof(f));
-		log_info("assoc %u start: session %llu %s", a->id,
-			 (unsigned long long)a->session_id, f);
-		if (ready)
-			ready(arg, S5_REP_SUCCEEDED, (struct sockaddr *)&bnd);
-	}
+out:
 	free(v);
 	free(flows);
-	free(failed);
+	free(res);
+	free(errs);
 }
 
 /* Removes the relay elements of every closing association in one
- * transaction, then their conntrack entries. */
+ * transaction, then their conntrack entries.  An association whose
+ * elements the kernel did not confirm gone stays closing (its port
+ * reserved) and is tried again by the sweep timer. */
 static void flush_dels(struct assoc_table *t)
 {
 	size_t n = 0, i = 0;
 	const struct fw_flow **flows;
-	char err[256];
+	enum fw_result *res;
+	struct assoc **v;
+	char err[256] = "";
 
 	for (struct assoc *a = t->pending_del.head; a; a = a->next)
 		n++;
 	flows = calloc(n, sizeof(*flows));
-	if (flows == NULL)
-		return;
-	for (struct assoc *a = t->pending_del.head; a; a = a->next)
+	res = calloc(n, sizeof(*res));
+	v = calloc(n, sizeof(*v));
+	if (flows == NULL || res == NULL || v == NULL) {
+		if (!ev_is_active(&t->sweep))
+			ev_timer_again(t->loop, &t->sweep);
+		goto out;
+	}
+	for (struct assoc *a = t->pending_del.head; a; a = a->next) {
+		v[i] = a;
 		flows[i++] = &a->flow;
-	if (fw_del(t->fw, flows, n, FW_ELEM_RELAY, err, sizeof(err)) < 0)
+	}
+	if (fw_del(t->fw, flows, n, FW_ELEM_RELAY, res, err, sizeof(err)) < 0)
 		log_warnx("nftables: deleting association elements: %s", err);
-	free(flows);
-	while (t->pending_del.head) {
-		struct assoc *a = t->pending_del.head;
+	for (i = 0; i < n; i++) {
+		struct assoc *a = v[i];
 		struct ct_tuple tu;
-
 		struct ct_flow last;
 
+		if (res[i] != FW_DONE) {
+			t->stats.kernel_retries++;
+			if (!a->warned)
+				log_warnx(
+					"assoc %u: its elements could not be "
+					"confirmed deleted (%s); trying again",
+					a->id, fw_result_str(res[i]));
+			a->warned = true;
+			continue; /* stays on pending_del */
+		}
 		list_remove(a);
+		a->warned = false;
 		assoc_flow_tuple(&a->flow, &tu);
 		/* Read the counters on the way out: the entry is gone next. */
 		if (ct_take(t->ct, &tu, &last) < 0) {
 			t->stats.conntrack_errors++;
-			log_warn("assoc %u: deleting its conntrack entry",
+			log_warn("assoc %u: deleting its conntrack entry; a "
+				 "dump will find it",
 				 a->id);
+			assoc_track_repair_soon(t);
 		} else {
 			assoc_track_final(a, &last);
 		}
@@ -520,8 +680,13 @@ static void flush_dels(struct assoc_table *t)
 		a->until = ev_now(t->loop) + ASSOC_QUARANTINE_SECS;
 		list_push(&t->quarantine, a);
 	}
-	if (!ev_is_active(&t->sweep))
+	if ((t->quarantine.head || t->pending_del.head) &&
+	    !ev_is_active(&t->sweep))
 		ev_timer_again(t->loop, &t->sweep);
+out:
+	free(flows);
+	free(res);
+	free(v);
 }
 
 static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -532,40 +697,71 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	ev_prepare_stop(loop, w);
 	ev_now_update(loop);
 	ev_tstamp t0 = ev_now(loop);
+	t->in_flush = true;
 	if (t->pending_del.head)
 		flush_dels(t);
 	if (t->pending_add.head)
 		flush_adds(t);
+	t->in_flush = false;
 	ev_now_update(loop);
 	if (ev_now(loop) - t0 > 0.010)
 		log_debug("association batch took %.1f ms",
 			  (ev_now(loop) - t0) * 1000);
 }
 
-/* Releases endpoints whose quarantine is over, in one transaction. */
+/* Releases endpoints whose quarantine is over, in one transaction; a
+ * port goes back to the pool only once its element is confirmed gone.
+ * Also tries again what failed before (removals, out-of-memory adds). */
 static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct assoc_table *t = w->data;
-	const struct fw_flow **flows;
+	const struct fw_flow **flows = NULL;
+	enum fw_result *res = NULL;
+	struct assoc **v = NULL;
 	size_t n = 0, i = 0;
 	ev_tstamp now = ev_now(loop);
-	char err[256];
+	char err[256] = "";
 
 	(void)revents;
-	for (struct assoc *a = t->quarantine.head; a && a->until <= now;
-	     a = a->next)
-		n++;
-	if (n > 0 && (flows = calloc(n, sizeof(*flows))) != NULL) {
-		for (struct assoc *a = t->quarantine.head; i < n; a = a->next)
-			flows[i++] = &a->flow;
-		if (fw_del(t->fw, flows, n, FW_ELEM_BOUND, err, sizeof(err)) <
-		    0)
+	for (struct assoc *a = t->quarantine.head; a; a = a->next)
+		if (a->until <= now)
+			n++;
+
+	if (n > 0 && (flows = calloc(n, sizeof(*flows))) != NULL &&
+	    (res = calloc(n, sizeof(*res))) != NULL &&
+	    (v = calloc(n, sizeof(*v))) != NULL) {
+		for (struct assoc *a = t->quarantine.head; a; a = a->next) {
+			if (a->until <= now) {
+				v[i] = a;
+				flows[i++] = &a->flow;
+			}
+		}
+		if (fw_del(t->fw, flows, n, FW_ELEM_BOUND, res, err,
+			   sizeof(err)) < 0)
 			log_warnx("nftables: releasing endpoints: %s", err);
-		free(flows);
-		for (i = 0; i < n; i++)
-			assoc_free(t->quarantine.head);
+		for (i = 0; i < n; i++) {
+			if (res[i] == FW_DONE) {
+				assoc_free(v[i]);
+			} else {
+				t->stats.kernel_retries++;
+				if (!v[i]->warned)
+					log_warnx(
+						"assoc %u: endpoint release "
+						"not confirmed (%s); its port "
+						"stays reserved",
+						v[i]->id,
+						fw_result_str(res[i]));
+				v[i]->warned = true;
+			}
+		}
 	}
-	if (t->quarantine.head == NULL)
+	free(flows);
+	free(res);
+	free(v);
+	if (t->pending_del.head || t->pending_add.head)
+		schedule_flush(t);
+	if (t->quarantine.head == NULL && t->pending_del.head == NULL &&
+	    t->pending_add.head == NULL)
 		ev_timer_stop(loop, w);
 }
 
@@ -589,17 +785,20 @@ static void snat_from_cfg(const struct cfg *c, struct fw_snat *s)
 	}
 }
 
-struct assoc_table *assoc_table_new(struct srv *srv, const struct cfg *cfg)
+struct assoc_table *assoc_table_new(struct ev_loop *loop, const struct cfg *cfg,
+				    bool *fatal)
 {
 	struct assoc_table *t = calloc(1, sizeof(*t));
-	struct fw_snat snat;
+	struct fw_open_opts fo = {.owner = true,
+				  .set_size = cfg->kernel_set_size};
+	enum fw_open_error why;
 	char err[512];
 	int purged;
 
+	*fatal = false;
 	if (t == NULL)
 		return NULL;
-	t->srv = srv;
-	t->loop = srv->loop;
+	t->loop = loop;
 	t->next_id = 1;
 	if (hash_grow(t) < 0) {
 		free(t);
@@ -607,27 +806,42 @@ struct assoc_table *assoc_table_new(struct srv *srv, const struct cfg *cfg)
 	}
 	ev_prepare_init(&t->flush, flush_cb);
 	t->flush.data = t;
+	ev_idle_init(&t->kick, kick_cb);
 	ev_init(&t->sweep, sweep_cb);
-	t->sweep.repeat = 0.5;
+	t->sweep.repeat = ASSOC_SWEEP_SECS;
 	t->sweep.data = t;
+	assoc_track_init(t);
+	snat_from_cfg(cfg, &t->snat);
 	assoc_table_reconfigure(t, cfg);
+	/* Claim the table before touching anything: if another live
+	 * socksgated owns it, the kernel refuses and we leave its rules and
+	 * its flows alone. */
+	t->fw = fw_open(&t->snat, &fo, &why, err, sizeof(err));
+	if (t->fw == NULL) {
+		if (why == FW_OPEN_OWNED) {
+			log_error("%s", err);
+			*fatal = true;
+			assoc_table_free(t);
+			return NULL;
+		}
+		log_error("TRANSPARENT unavailable (answered X'07'): "
+			  "nftables: %s",
+			  err);
+		return t;
+	}
 	t->ct = ct_open(err, sizeof(err));
 	if (t->ct == NULL) {
-		log_error("TRANSPARENT unavailable: %s", err);
+		log_error("TRANSPARENT unavailable (answered X'07'): %s", err);
+		fw_close(t->fw);
+		t->fw = NULL;
 		return t;
 	}
 	/* Flows NATed by an earlier run (killed before it could clean up)
-	 * would keep passing: delete them before installing anything. */
+	 * would keep passing: delete them before relaying anything. */
 	purged = ct_purge_mark(t->ct, FW_MARK_TAG, FW_MARK_MASK);
 	if (purged > 0)
 		log_info("deleted %d conntrack entries left by an earlier run",
 			 purged);
-	snat_from_cfg(cfg, &snat);
-	t->fw = fw_open(&snat, true, err, sizeof(err));
-	if (t->fw == NULL) {
-		log_error("TRANSPARENT unavailable: nftables: %s", err);
-		return t;
-	}
 	log_info("nftables table inet %s installed", FW_TABLE);
 	assoc_track_open(t, cfg);
 	return t;
@@ -635,18 +849,26 @@ struct assoc_table *assoc_table_new(struct srv *srv, const struct cfg *cfg)
 
 void assoc_table_reconfigure(struct assoc_table *t, const struct cfg *cfg)
 {
+	struct fw_snat snat;
+
 	t->port_lo = cfg->relay_port_lo;
 	t->port_hi = cfg->relay_port_hi;
 	t->max = cfg->max_associations;
+	t->sock_kinds = local_kinds();
 	assoc_track_reconfigure(t, cfg);
-	if (t->fw && cfg->snat != t->snat_mode) {
-		struct fw_snat snat;
+	snat_from_cfg(cfg, &snat);
+	/* The whole setting counts (mode and addresses), not the mode. */
+	if (t->fw && memcmp(&snat, &t->snat, sizeof(snat)) != 0) {
 		char err[256];
-		snat_from_cfg(cfg, &snat);
-		if (fw_set_snat(t->fw, &snat, err, sizeof(err)) < 0)
-			log_warnx("nftables: changing snat: %s", err);
+		if (fw_set_snat(t->fw, &snat, err, sizeof(err)) < 0) {
+			log_warnx("nftables: changing snat: %s; the previous "
+				  "snat stays",
+				  err);
+			return;
+		}
+		log_info("snat changed");
 	}
-	t->snat_mode = cfg->snat;
+	t->snat = snat;
 }
 
 void assoc_table_shutdown(struct assoc_table *t)
@@ -699,33 +921,17 @@ int assoc_terminate_id(struct assoc_table *t, uint32_t id, enum assoc_end why)
 	return 0;
 }
 
-static void sockaddr_of(int family, const uint8_t *addr, uint16_t port,
-			struct sockaddr_storage *ss)
-{
-	struct s5_addr w;
-	size_t alen = family == AF_INET6 ? 16 : 4;
-
-	memset(&w, 0, sizeof(w));
-	w.atyp = alen == 16 ? S5_ATYP_IPV6 : S5_ATYP_IPV4;
-	memcpy(w.u.v6, addr, alen);
-	w.port = port;
-	addr_from_s5(&w, ss);
-}
-
 void assoc_get_info(const struct assoc *a, struct assoc_info *ai)
 {
-	static const char *const states[] = {"pending", "live", "closing",
-					     "quarantine"};
-
 	memset(ai, 0, sizeof(*ai));
 	ai->id = a->id;
 	ai->session_id = a->session_id;
 	ai->proto = a->flow.proto;
-	sockaddr_of(a->flow.family, a->flow.saddr, a->flow.sport, &ai->src);
-	sockaddr_of(a->flow.family, a->flow.baddr, a->flow.bport, &ai->bnd);
-	sockaddr_of(a->flow.family, a->flow.daddr, a->flow.dport, &ai->dst);
+	flow_sockaddr(a->flow.family, a->flow.saddr, a->flow.sport, &ai->src);
+	flow_sockaddr(a->flow.family, a->flow.baddr, a->flow.bport, &ai->bnd);
+	flow_sockaddr(a->flow.family, a->flow.daddr, a->flow.dport, &ai->dst);
 	ai->age = ev_now(a->t->loop) - a->created;
-	ai->state = states[a->state];
+	ai->state = state_names[a->state];
 	ai->packets_orig = a->done.packets_orig + a->cur.packets_orig;
 	ai->bytes_orig = a->done.bytes_orig + a->cur.bytes_orig;
 	ai->packets_reply = a->done.packets_reply + a->cur.packets_reply;
@@ -747,12 +953,59 @@ struct fw *assoc_table_fw(struct assoc_table *t)
 	return t->fw;
 }
 
+void assoc_table_audit(struct assoc_table *t, struct assoc_audit *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		for (struct assoc *a = t->buckets[i]; a; a = a->hnext) {
+			switch (a->state) {
+			case ASSOC_PENDING:
+				out->pending++;
+				continue;
+			case ASSOC_LIVE:
+				out->live++;
+				break;
+			case ASSOC_CLOSING:
+				out->closing++;
+				break;
+			case ASSOC_QUARANTINE:
+				out->quarantine++;
+				break;
+			default:
+				break;
+			}
+			/* A setup without an answer, or a removal the kernel
+			 * did not confirm: its elements may or may not be
+			 * there until the removal is confirmed. */
+			if (a->warned || a->end == ASSOC_END_FAILED) {
+				out->unconfirmed++;
+				continue;
+			}
+			/* Relay elements until the removal is confirmed;
+			 * the endpoint until the quarantine release is. */
+			out->expected[FW_SET_BOUND]++;
+			if (a->state != ASSOC_QUARANTINE) {
+				out->expected[FW_SET_ASSOC]++;
+				out->expected[FW_SET_DNAT]++;
+				out->expected[FW_SET_MARK]++;
+			}
+		}
+	}
+	if (t->fw && fw_count_elems(t->fw, out->kernel) == 0) {
+		out->kernel_read = true;
+		out->consistent = out->unconfirmed == 0 &&
+				  memcmp(out->kernel, out->expected,
+					 sizeof(out->kernel)) == 0;
+	}
+}
+
 void assoc_table_free(struct assoc_table *t)
 {
 	if (t == NULL)
 		return;
 	assoc_table_shutdown(t);
 	ev_prepare_stop(t->loop, &t->flush);
+	ev_idle_stop(t->loop, &t->kick);
 	ev_timer_stop(t->loop, &t->sweep);
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		while (t->buckets[i]) {

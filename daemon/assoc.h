@@ -25,27 +25,44 @@
 
 #include "cfg.h"
 
-struct srv;
 struct assoc;
 struct assoc_table;
 
-enum assoc_end {
-	ASSOC_END_N1_CLOSED = 0,
-	ASSOC_END_TARGET_FIN, /* TCP: the target sent FIN, or a reset */
-	ASSOC_END_FLOW_END,   /* the flow's conntrack entry was destroyed */
-	ASSOC_END_IDLE,	      /* no packet for `timeout association-idle` */
-	ASSOC_END_OPERATOR,   /* socksgate close ID */
-	ASSOC_END_SHUTDOWN,
-	ASSOC_END_POLICY,
-	ASSOC_END_FAILED, /* never installed (setup failed) */
-};
-#define ASSOC_END_COUNT 8
+/* Why an association ended: (enum name, name in logs and stats). */
+#define ASSOC_END_LIST(X)                                                      \
+	X(ASSOC_END_N1_CLOSED, "n1-closed")                                    \
+	X(ASSOC_END_TARGET_FIN, "target-fin") /* TCP: FIN or reset from DST */ \
+	X(ASSOC_END_FLOW_END, "flow-end")     /* the conntrack entry went */   \
+	X(ASSOC_END_IDLE, "idle")	      /* timeout association-idle */   \
+	X(ASSOC_END_OPERATOR, "operator")     /* socksgate close ID */         \
+	X(ASSOC_END_SHUTDOWN, "shutdown")                                      \
+	X(ASSOC_END_POLICY, "policy") /* a reload no longer allows it */       \
+	X(ASSOC_END_FAILED, "failed") /* setup failed; elements removed */
+
+#define ASSOC_END_ENUM(e, name) e,
+enum assoc_end { ASSOC_END_LIST(ASSOC_END_ENUM) ASSOC_END_COUNT };
+#undef ASSOC_END_ENUM
 
 struct assoc_stats {
 	uint64_t opened, setup_failures;
 	uint64_t ended[ASSOC_END_COUNT];
 	uint64_t event_overruns, resyncs, events;
 	uint64_t conntrack_errors;
+	uint64_t dump_failures;	   /* a failed dump ends nothing */
+	uint64_t orphans_deleted;  /* marked entries of no association */
+	uint64_t kernel_retries;   /* element removals tried again */
+	uint64_t unknown_outcomes; /* transactions without an answer */
+};
+
+/* The daemon's record against the kernel's state (socksgate stats). */
+struct assoc_audit {
+	size_t pending, live, closing, quarantine;
+	/* Elements the record says the kernel holds, per set
+	 * (FW_SET_BOUND, ASSOC, DNAT, MARK), and what it holds. */
+	uint64_t expected[4], kernel[4];
+	bool kernel_read;   /* kernel[] is valid */
+	bool consistent;    /* kernel[] == expected[] */
+	size_t unconfirmed; /* removals not yet confirmed by the kernel */
 };
 
 /* A live association as `socksgate list` shows it. */
@@ -77,10 +94,15 @@ struct assoc_req {
 	uint64_t session_id;
 };
 
-/* Opens the back ends; if nftables or conntrack are unavailable the table
- * still exists and every open fails with X'01' (the daemon keeps serving
- * the other commands).  Returns NULL only when out of memory. */
-struct assoc_table *assoc_table_new(struct srv *srv, const struct cfg *cfg);
+/* Opens the back ends: first claims the nftables table, then purges
+ * conntrack entries an earlier run left.  If nftables or conntrack are
+ * unavailable the table still exists and assoc_table_available() is false
+ * (TRANSPARENT is answered X'07'; the daemon keeps serving the other
+ * commands).  Returns NULL when out of memory, or with *fatal set when the
+ * daemon must not run: another live socksgated owns the table (nothing
+ * was touched then). */
+struct assoc_table *assoc_table_new(struct ev_loop *loop, const struct cfg *cfg,
+				    bool *fatal);
 /* First step of shutdown: drops the nftables table (closing its owning
  * socket) and purges our conntrack entries; later assoc_close() calls
  * only log and free. */
@@ -103,6 +125,8 @@ void assoc_close(struct assoc *a, enum assoc_end why);
 int assoc_terminate_id(struct assoc_table *t, uint32_t id, enum assoc_end why);
 /* Re-reads the counters of every flow from conntrack. */
 void assoc_table_refresh(struct assoc_table *t);
+/* Compares the record with the kernel's sets (reads them). */
+void assoc_table_audit(struct assoc_table *t, struct assoc_audit *out);
 /* What `socksgate list` shows of an association. */
 void assoc_get_info(const struct assoc *a, struct assoc_info *ai);
 const struct assoc_stats *assoc_table_stats(const struct assoc_table *t);

@@ -15,16 +15,28 @@
 #include "ct.h"
 #include "fw.h"
 
-/* How long a released endpoint keeps dropping late packets. */
+/* How long a released endpoint keeps dropping late packets, and how often
+ * quarantines end and failed removals are tried again (unit tests shorten
+ * both). */
+#ifndef ASSOC_QUARANTINE_SECS
 #define ASSOC_QUARANTINE_SECS 2.0
+#endif
+#ifndef ASSOC_SWEEP_SECS
+#define ASSOC_SWEEP_SECS 0.5
+#endif
 #define ASSOC_ID_MAX 0xffffffu
 
-enum assoc_state {
-	ASSOC_PENDING = 0, /* queued for installation */
-	ASSOC_LIVE,	   /* elements installed */
-	ASSOC_CLOSING,	   /* queued for removal */
-	ASSOC_QUARANTINE,  /* relay removed, endpoint still guarded */
-};
+/* (enum name, name in `socksgate list`) */
+#define ASSOC_STATE_LIST(X)                                                    \
+	X(ASSOC_PENDING, "pending")	  /* queued for installation */        \
+	X(ASSOC_LIVE, "live")		  /* elements installed */             \
+	X(ASSOC_CLOSING, "closing")	  /* queued for (retried) removal */   \
+	X(ASSOC_QUARANTINE, "quarantine") /* relay removed, endpoint guarded   \
+					   */
+
+#define ASSOC_STATE_ENUM(e, name) e,
+enum assoc_state { ASSOC_STATE_LIST(ASSOC_STATE_ENUM) ASSOC_STATE_COUNT };
+#undef ASSOC_STATE_ENUM
 
 /* Ports handed out on one BND.ADDR (one bit per port). */
 struct port_pool {
@@ -59,6 +71,7 @@ struct assoc {
 	struct assoc *hnext;	   /* id hash chain */
 	struct assoc *prev, *next; /* the one list it is on */
 	struct assoc_list *list;
+	bool warned; /* a failed removal was logged already */
 	/* Tracking (assoc_track.c). */
 	struct assoc_count done; /* flows of this association that ended */
 	struct assoc_count cur;	 /* the live flow */
@@ -68,12 +81,12 @@ struct assoc {
 };
 
 struct assoc_table {
-	struct srv *srv;
 	struct ev_loop *loop;
 	struct fw *fw;
 	struct ct *ct;
-	enum cfg_snat snat_mode;
+	struct fw_snat snat; /* what the post chain does now */
 	uint16_t port_lo, port_hi;
+	unsigned sock_kinds; /* local socket kinds to trial-bind (assoc.c) */
 	unsigned max;
 	struct assoc **buckets;
 	size_t nbuckets, count;
@@ -81,12 +94,15 @@ struct assoc_table {
 	struct port_pool *pools;
 	struct assoc_list pending_add, pending_del, quarantine;
 	ev_prepare flush;
-	ev_timer sweep;
+	ev_idle kick; /* see schedule_flush() */
+	bool in_flush;
+	ev_timer sweep; /* quarantine ends, removals tried again */
 	bool shutting_down;
 	/* Tracking (assoc_track.c). */
 	struct ct_events *events;
 	ev_io events_io;
 	ev_timer track_timer; /* polling fallback, idle checks */
+	ev_timer repair;      /* a failed dump or conntrack delete: again */
 	bool polling;	      /* no conntrack events: poll by dumps */
 	uint32_t dump_gen;
 	bool close_on_target_fin;
@@ -103,13 +119,21 @@ void assoc_flow_tuple(const struct fw_flow *f, struct ct_tuple *ct);
 void assoc_terminate(struct assoc *a, enum assoc_end why);
 
 /* assoc_track.c */
+/* Initialises the tracking timers (before any reconfigure). */
+void assoc_track_init(struct assoc_table *t);
 int assoc_track_open(struct assoc_table *t, const struct cfg *cfg);
 void assoc_track_reconfigure(struct assoc_table *t, const struct cfg *cfg);
 void assoc_track_close(struct assoc_table *t);
 /* Adds what a conntrack entry read at teardown says to the counters. */
 void assoc_track_final(struct assoc *a, const struct ct_flow *f);
 /* Re-reads every flow of ours (resync); ends the associations whose flow
- * is gone or closed.  Returns -1 if the dump failed. */
+ * is gone or closed, and deletes marked entries that belong to no live
+ * association (orphans).  If the dump fails nothing is ended (a flow
+ * missing from a failed dump has not ended); it is counted and tried
+ * again in a second.  Returns -1 if the dump failed. */
 int assoc_track_resync(struct assoc_table *t);
+/* Asks for a resync soon (a conntrack delete failed: the dump finds the
+ * entry again as an orphan). */
+void assoc_track_repair_soon(struct assoc_table *t);
 
 #endif

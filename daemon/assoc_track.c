@@ -17,11 +17,13 @@
 
 #include "assoc_int.h"
 #include "log.h"
-#include "srv.h"
 
 #define TRACK_POLL_INTERVAL 1.0
 #define TRACK_REAP_INTERVAL 2.0
 #define TRACK_DEFAULT_RCVBUF (4 * 1024 * 1024)
+#define TRACK_REPAIR_DELAY 1.0
+/* Orphan entries deleted after one dump at most (the rest next time). */
+#define TRACK_ORPHANS_MAX 4096
 
 static bool flow_is_ours(const struct assoc *a, const struct ct_flow *f)
 {
@@ -75,7 +77,27 @@ void assoc_track_final(struct assoc *a, const struct ct_flow *f)
 struct track_ctx {
 	struct assoc_table *t;
 	bool act; /* false: update counters only (list, shutdown) */
+	/* Dumps only: marked entries that belong to no live association. */
+	struct ct_tuple *orphans;
+	size_t norphans, cap;
 };
+
+/* A marked entry whose association is gone (its conntrack delete failed,
+ * or it slipped in during teardown): it still NATs; delete it after the
+ * dump (the dump's socket is busy until then). */
+static void note_orphan(struct track_ctx *x, const struct ct_flow *f)
+{
+	if (x->norphans == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 16;
+		struct ct_tuple *no;
+		if (nc > TRACK_ORPHANS_MAX ||
+		    (no = realloc(x->orphans, nc * sizeof(*no))) == NULL)
+			return;
+		x->orphans = no;
+		x->cap = nc;
+	}
+	x->orphans[x->norphans++] = f->orig;
+}
 
 static void track_flow(void *arg, const struct ct_flow *f)
 {
@@ -86,6 +108,11 @@ static void track_flow(void *arg, const struct ct_flow *f)
 	if ((f->mark & FW_MARK_MASK) != FW_MARK_TAG)
 		return;
 	a = assoc_find(t, f->mark & ~FW_MARK_MASK);
+	if (f->type == CT_EV_DUMP && x->act &&
+	    (a == NULL || a->state == ASSOC_QUARANTINE)) {
+		note_orphan(x, f);
+		return;
+	}
 	if (a == NULL || a->state != ASSOC_LIVE || !flow_is_ours(a, f))
 		return; /* e.g. the DESTROY our own teardown caused */
 	if (f->type == CT_EV_DUMP)
@@ -111,33 +138,60 @@ static void track_flow(void *arg, const struct ct_flow *f)
 	}
 }
 
-static void dump(struct assoc_table *t, bool act)
+/* One dump of our entries.  Returns 0, or -1 if it failed (partly or
+ * wholly: what it delivered updated counters, nothing else). */
+static int dump(struct assoc_table *t, struct track_ctx *x)
 {
-	struct track_ctx x = {.t = t, .act = act};
-
 	t->dump_gen++;
-	if (ct_dump_mark(t->ct, FW_MARK_TAG, FW_MARK_MASK, track_flow, &x) <
-	    0) {
+	if (ct_dump_mark(t->ct, FW_MARK_TAG, FW_MARK_MASK, track_flow, x) < 0) {
 		t->stats.conntrack_errors++;
+		t->stats.dump_failures++;
 		log_warn("conntrack dump");
+		return -1;
 	}
+	return 0;
 }
 
 void assoc_table_refresh(struct assoc_table *t)
 {
+	struct track_ctx x = {.t = t, .act = false};
+
 	if (t->ct && !t->shutting_down)
-		dump(t, false);
+		dump(t, &x);
+}
+
+void assoc_track_repair_soon(struct assoc_table *t)
+{
+	if (t->ct && !t->shutting_down && !ev_is_active(&t->repair)) {
+		ev_timer_set(&t->repair, TRACK_REPAIR_DELAY, 0.);
+		ev_timer_start(t->loop, &t->repair);
+	}
 }
 
 int assoc_track_resync(struct assoc_table *t)
 {
+	struct track_ctx x = {.t = t, .act = true};
 	ev_tstamp now = ev_now(t->loop);
 	uint32_t *ending = NULL;
 	enum assoc_end *why = NULL;
 	size_t n = 0, cap = 0;
 
 	t->stats.resyncs++;
-	dump(t, true);
+	if (dump(t, &x) < 0) {
+		/* A flow missing from a failed dump has not ended: end
+		 * nothing, and look again soon. */
+		free(x.orphans);
+		assoc_track_repair_soon(t);
+		return -1;
+	}
+	for (size_t i = 0; i < x.norphans; i++) {
+		if (ct_delete(t->ct, &x.orphans[i]) > 0)
+			t->stats.orphans_deleted++;
+	}
+	if (x.norphans > 0)
+		log_warnx("deleted %zu conntrack entries of ended associations",
+			  x.norphans);
+	free(x.orphans);
 	/* Flows that were seen but are not in the dump ended unseen (while
 	 * events were lost, or between polls); idle ones end too. */
 	for (size_t i = 0; i < t->nbuckets; i++) {
@@ -210,6 +264,14 @@ static void track_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	assoc_track_resync(w->data);
 }
 
+void assoc_track_init(struct assoc_table *t)
+{
+	ev_init(&t->track_timer, track_timer_cb);
+	t->track_timer.data = t;
+	ev_init(&t->repair, track_timer_cb);
+	t->repair.data = t;
+}
+
 /* True if flows of a protocol that ends by timeout (UDP, UDP-Lite) end
  * their association: the kernel reaps expired entries lazily (its garbage
  * collector may take tens of seconds), but a dump reaps them at once. */
@@ -255,8 +317,6 @@ int assoc_track_open(struct assoc_table *t, const struct cfg *cfg)
 	char err[256];
 	int setting = ct_events_setting();
 
-	ev_init(&t->track_timer, track_timer_cb);
-	t->track_timer.data = t;
 	/* Counters come with conntrack accounting; it is per namespace and
 	 * off by default. */
 	if (ct_enable_acct() < 0)
@@ -292,6 +352,7 @@ int assoc_track_open(struct assoc_table *t, const struct cfg *cfg)
 void assoc_track_close(struct assoc_table *t)
 {
 	ev_timer_stop(t->loop, &t->track_timer);
+	ev_timer_stop(t->loop, &t->repair);
 	if (t->events) {
 		ev_io_stop(t->loop, &t->events_io);
 		ct_events_close(t->events);

@@ -462,6 +462,17 @@ static int d_rcvbuf(struct cfg_ctx *x, char **w, int n)
 	return 0;
 }
 
+static int d_set_size(struct cfg_ctx *x, char **w, int n)
+{
+	unsigned long v;
+
+	if (n != 2 || parse_uint(w[1], 0, 16 * 1024 * 1024, &v) < 0)
+		return cfg_error(x, "usage: kernel-set-size N (0..16777216; "
+				    "0: no limit)");
+	x->c->kernel_set_size = (unsigned)v;
+	return 0;
+}
+
 static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 {
 	const char *d = w[0];
@@ -478,6 +489,8 @@ static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 		return d_count(x, w, n, &x->c->max_clients);
 	if (strcmp(d, "max-associations") == 0)
 		return d_count(x, w, n, &x->c->max_associations);
+	if (strcmp(d, "kernel-set-size") == 0)
+		return d_set_size(x, w, n);
 	if (strcmp(d, "rule") == 0)
 		return d_rule(x, w, n);
 	if (strcmp(d, "log-level") == 0)

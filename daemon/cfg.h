@@ -48,6 +48,7 @@ struct cfg {
 	bool ptcl_enabled[256];
 	bool transparent_source_any;
 	unsigned max_associations;
+	unsigned kernel_set_size; /* elements per nftables set; 0: no limit */
 	char control_path[PATH_MAX];
 	/* conntrack tracking */
 	bool close_on_target_fin;

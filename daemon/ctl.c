@@ -33,6 +33,7 @@ struct ctl {
 	struct srv *srv;
 	int fd;
 	ev_io w;
+	ev_timer retry; /* accept paused after EMFILE/ENFILE */
 	char path[108];
 };
 
@@ -114,10 +115,7 @@ static const char *cmd_name(uint8_t cmd)
 
 static const char *state_name(enum sess_state st)
 {
-	static const char *const names[] = {
-		"methods",    "auth",  "request",     "resolving",
-		"connecting", "relay", "transparent", "closing"};
-	return (unsigned)st < 8 ? names[st] : "?";
+	return sess_state_str(st);
 }
 
 static void answer_list(struct ctl_conn *c, bool json)
@@ -225,6 +223,8 @@ static void answer_list(struct ctl_conn *c, bool json)
 		out_printf(c, "\n]}\n");
 }
 
+static const char *const set_names[] = {"bound", "assoc", "dnat", "mark"};
+
 static void answer_stats(struct ctl_conn *c, bool json)
 {
 	struct srv *srv = c->ctl->srv;
@@ -233,10 +233,15 @@ static void answer_stats(struct ctl_conn *c, bool json)
 	const struct assoc_stats *as =
 		srv->assocs ? assoc_table_stats(srv->assocs) : &none;
 	struct fw *fw = srv->assocs ? assoc_table_fw(srv->assocs) : NULL;
-	const struct fw_stats *fs = fw ? fw_get_stats(fw) : NULL;
+	static const struct fw_stats fnone;
+	const struct fw_stats *fs = fw ? fw_get_stats(fw) : &fnone;
+	struct assoc_audit au;
 	uint64_t dp = 0, db = 0;
-	size_t live = srv->assocs ? assoc_table_count(srv->assocs) : 0;
+	size_t n = srv->assocs ? assoc_table_count(srv->assocs) : 0;
 
+	memset(&au, 0, sizeof(au));
+	if (srv->assocs)
+		assoc_table_audit(srv->assocs, &au);
 	if (fw)
 		fw_dropped(fw, &dp, &db);
 	if (!json) {
@@ -245,7 +250,8 @@ static void answer_stats(struct ctl_conn *c, bool json)
 			   "bind %llu udp %llu transparent %llu\n"
 			   "refused: %llu denied by rules, %llu auth "
 			   "failures, %llu malformed\n"
-			   "associations: %zu in table, %llu opened, %llu "
+			   "associations: %zu in table (%zu live, %zu pending, "
+			   "%zu closing, %zu quarantine), %llu opened, %llu "
 			   "setup failures\n",
 			   (unsigned long long)ss->sessions_total,
 			   srv->nsessions,
@@ -255,25 +261,43 @@ static void answer_stats(struct ctl_conn *c, bool json)
 			   (unsigned long long)ss->sessions_by_cmd[4],
 			   (unsigned long long)ss->denied,
 			   (unsigned long long)ss->auth_failures,
-			   (unsigned long long)ss->bad_requests, live,
+			   (unsigned long long)ss->bad_requests, n, au.live,
+			   au.pending, au.closing, au.quarantine,
 			   (unsigned long long)as->opened,
 			   (unsigned long long)as->setup_failures);
 		out_printf(c, "ended:");
-		for (int i = 0; i < ASSOC_END_COUNT - 1; i++)
+		for (int i = 0; i < ASSOC_END_COUNT; i++)
 			out_printf(c, " %s %llu", assoc_end_str(i),
 				   (unsigned long long)as->ended[i]);
+		out_printf(c, "\nkernel elements:");
+		for (int k = 0; k < 4; k++)
+			out_printf(c, " %s %llu/%llu", set_names[k],
+				   (unsigned long long)au.kernel[k],
+				   (unsigned long long)au.expected[k]);
+		out_printf(c, " (kernel/record): %s; %zu unconfirmed\n",
+			   !au.kernel_read ? "unreadable"
+			   : au.consistent ? "consistent"
+					   : "DIFFERENT",
+			   au.unconfirmed);
 		out_printf(c,
-			   "\nsource filter: %llu packets %llu bytes "
+			   "source filter: %llu packets %llu bytes "
 			   "dropped\nnetlink: %llu transactions, %llu "
-			   "errors\nconntrack: %llu events, %llu overruns, "
-			   "%llu resyncs, %llu errors\n",
+			   "errors, %llu unanswered, %llu stale answers, %llu "
+			   "removals retried\nconntrack: %llu events, %llu "
+			   "overruns, %llu resyncs, %llu errors, %llu dump "
+			   "failures, %llu orphans deleted\n",
 			   (unsigned long long)dp, (unsigned long long)db,
-			   (unsigned long long)(fs ? fs->transactions : 0),
-			   (unsigned long long)(fs ? fs->errors : 0),
+			   (unsigned long long)fs->transactions,
+			   (unsigned long long)fs->errors,
+			   (unsigned long long)fs->unanswered,
+			   (unsigned long long)fs->stale_acks,
+			   (unsigned long long)as->kernel_retries,
 			   (unsigned long long)as->events,
 			   (unsigned long long)as->event_overruns,
 			   (unsigned long long)as->resyncs,
-			   (unsigned long long)as->conntrack_errors);
+			   (unsigned long long)as->conntrack_errors,
+			   (unsigned long long)as->dump_failures,
+			   (unsigned long long)as->orphans_deleted);
 		return;
 	}
 	out_printf(c,
@@ -290,26 +314,48 @@ static void answer_stats(struct ctl_conn *c, bool json)
 		   (unsigned long long)ss->auth_failures,
 		   (unsigned long long)ss->bad_requests);
 	out_printf(c,
-		   " \"associations\": {\"in_table\": %zu, \"opened\": %llu, "
-		   "\"setup_failures\": %llu, \"ended\": {",
-		   live, (unsigned long long)as->opened,
+		   " \"associations\": {\"in_table\": %zu, \"live\": %zu, "
+		   "\"pending\": %zu, \"closing\": %zu, \"quarantine\": %zu, "
+		   "\"opened\": %llu, \"setup_failures\": %llu, \"ended\": {",
+		   n, au.live, au.pending, au.closing, au.quarantine,
+		   (unsigned long long)as->opened,
 		   (unsigned long long)as->setup_failures);
-	for (int i = 0; i < ASSOC_END_COUNT - 1; i++)
+	for (int i = 0; i < ASSOC_END_COUNT; i++)
 		out_printf(c, "%s\"%s\": %llu", i ? ", " : "", assoc_end_str(i),
 			   (unsigned long long)as->ended[i]);
 	out_printf(c,
+		   "}},\n \"kernel\": {\"readable\": %s, \"consistent\": "
+		   "%s, \"unconfirmed\": %zu, \"elements\": {",
+		   au.kernel_read ? "true" : "false",
+		   au.consistent ? "true" : "false", au.unconfirmed);
+	for (int k = 0; k < 4; k++)
+		out_printf(c, "%s\"%s\": %llu", k ? ", " : "", set_names[k],
+			   (unsigned long long)au.kernel[k]);
+	out_printf(c, "}, \"expected\": {");
+	for (int k = 0; k < 4; k++)
+		out_printf(c, "%s\"%s\": %llu", k ? ", " : "", set_names[k],
+			   (unsigned long long)au.expected[k]);
+	out_printf(c,
 		   "}},\n \"source_filter\": {\"dropped_packets\": %llu, "
 		   "\"dropped_bytes\": %llu},\n \"netlink\": "
-		   "{\"transactions\": %llu, \"errors\": %llu},\n "
+		   "{\"transactions\": %llu, \"errors\": %llu, "
+		   "\"unanswered\": %llu, \"stale_answers\": %llu, "
+		   "\"removals_retried\": %llu},\n "
 		   "\"conntrack\": {\"events\": %llu, \"overruns\": %llu, "
-		   "\"resyncs\": %llu, \"errors\": %llu}}\n",
+		   "\"resyncs\": %llu, \"errors\": %llu, \"dump_failures\": "
+		   "%llu, \"orphans_deleted\": %llu}}\n",
 		   (unsigned long long)dp, (unsigned long long)db,
-		   (unsigned long long)(fs ? fs->transactions : 0),
-		   (unsigned long long)(fs ? fs->errors : 0),
+		   (unsigned long long)fs->transactions,
+		   (unsigned long long)fs->errors,
+		   (unsigned long long)fs->unanswered,
+		   (unsigned long long)fs->stale_acks,
+		   (unsigned long long)as->kernel_retries,
 		   (unsigned long long)as->events,
 		   (unsigned long long)as->event_overruns,
 		   (unsigned long long)as->resyncs,
-		   (unsigned long long)as->conntrack_errors);
+		   (unsigned long long)as->conntrack_errors,
+		   (unsigned long long)as->dump_failures,
+		   (unsigned long long)as->orphans_deleted);
 }
 
 static void answer_close(struct ctl_conn *c, const char *arg)
@@ -432,8 +478,17 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		/* Out of fds the listener stays readable: pause instead of
+		 * spinning (as the SOCKS listeners do). */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_warn("control: accept");
+			ev_io_stop(loop, &ctl->w);
+			ev_timer_start(loop, &ctl->retry);
+		}
 		return;
+	}
 	/* The socket's mode already keeps others out; check anyway. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
 	    (cred.uid != 0 && cred.uid != geteuid())) {
@@ -455,6 +510,27 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_timer_start(loop, &c->timer);
 }
 
+static void ctl_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl *ctl = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &ctl->w);
+}
+
+/* Whether a process accepts connections on the socket at path. */
+static bool ctl_in_use(const struct sockaddr_un *sun)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool used;
+
+	if (fd < 0)
+		return false;
+	used = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+	close(fd);
+	return used;
+}
+
 struct ctl *ctl_open(struct srv *srv, const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -474,10 +550,17 @@ struct ctl *ctl_open(struct srv *srv, const char *path)
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 			log_warn("control: mkdir %s", dir);
 	}
-	/* Replace a stale socket, never another kind of file. */
+	/* Replace a stale socket, never another kind of file, nor the
+	 * socket of a live process. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			log_warnx("control %s: exists and is not a socket",
+				  path);
+			return NULL;
+		}
+		if (ctl_in_use(&sun)) {
+			log_warnx("control %s: another process serves it; "
+				  "no control socket",
 				  path);
 			return NULL;
 		}
@@ -504,6 +587,8 @@ struct ctl *ctl_open(struct srv *srv, const char *path)
 	umask(old);
 	ev_io_init(&ctl->w, ctl_accept_cb, ctl->fd, EV_READ);
 	ctl->w.data = ctl;
+	ev_timer_init(&ctl->retry, ctl_retry_cb, 0.5, 0.);
+	ctl->retry.data = ctl;
 	ev_io_start(srv->loop, &ctl->w);
 	log_info("control socket %s", path);
 	return ctl;
@@ -514,6 +599,7 @@ void ctl_close(struct ctl *ctl)
 	if (ctl == NULL)
 		return;
 	ev_io_stop(ctl->srv->loop, &ctl->w);
+	ev_timer_stop(ctl->srv->loop, &ctl->retry);
 	close(ctl->fd);
 	unlink(ctl->path);
 	free(ctl);

@@ -79,6 +79,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	snprintf(srv.cfg_path, sizeof(srv.cfg_path), "%s", path);
+	srv.debug = debug;
 	log_init(foreground,
 		 debug ? LOG_LVL_DEBUG : (enum log_level)srv.cfg.log_level,
 		 "socksgated");

@@ -32,13 +32,23 @@
 static void sess_process(struct sess *s);
 static void sess_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
+#define SESS_NAME(e, name) [e] = name,
+static const char *const end_names[] = {SESS_END_LIST(SESS_NAME)};
+static const char *const state_names[] = {SESS_STATE_LIST(SESS_NAME)};
+#undef SESS_NAME
+_Static_assert(sizeof(end_names) / sizeof(end_names[0]) == SESS_END_COUNT,
+	       "a name per end reason");
+_Static_assert(sizeof(state_names) / sizeof(state_names[0]) == SESS_STATE_COUNT,
+	       "a name per state");
+
 const char *sess_end_str(enum sess_end e)
 {
-	static const char *const names[] = {
-		"done",	    "client-closed",	"reset",    "timeout",
-		"idle",	    "refused",		"protocol", "auth-failed",
-		"shutdown", "association-ended"};
-	return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "?";
+	return (unsigned)e < SESS_END_COUNT ? end_names[e] : "?";
+}
+
+const char *sess_state_str(enum sess_state st)
+{
+	return (unsigned)st < SESS_STATE_COUNT ? state_names[st] : "?";
 }
 
 static const char *cmd_str(uint8_t cmd)

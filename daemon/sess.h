@@ -22,32 +22,36 @@ struct assoc;
 struct sess_udp;
 struct auth_job;
 
-enum sess_state {
-	SESS_METHODS = 0,
-	SESS_AUTH,
-	SESS_REQUEST,
-	SESS_RESOLVING,	  /* waiting for c-ares */
-	SESS_CONNECTING,  /* CONNECT: outbound connect in progress */
-	SESS_RELAY,	  /* CONNECT: relaying */
-	SESS_TRANSPARENT, /* association installed, N1 held open */
-	SESS_UDP,	  /* UDP ASSOCIATE relaying, N1 held open */
-	SESS_BIND_WAIT,	  /* BIND: first reply sent, waiting for the peer */
-	SESS_CLOSING,	  /* flushing a final reply */
-};
+/* Session states: (enum name, name in `socksgate list`). */
+#define SESS_STATE_LIST(X)                                                     \
+	X(SESS_METHODS, "methods")                                             \
+	X(SESS_AUTH, "auth")                                                   \
+	X(SESS_REQUEST, "request")                                             \
+	X(SESS_RESOLVING, "resolving")	   /* waiting for c-ares */            \
+	X(SESS_CONNECTING, "connecting")   /* CONNECT: connect in progress */  \
+	X(SESS_RELAY, "relay")		   /* CONNECT: relaying */             \
+	X(SESS_TRANSPARENT, "transparent") /* association up, N1 held */       \
+	X(SESS_UDP, "udp")	       /* UDP ASSOCIATE relaying, N1 held */   \
+	X(SESS_BIND_WAIT, "bind-wait") /* BIND: waiting for the peer */        \
+	X(SESS_CLOSING, "closing")     /* flushing a final reply */
 
 /* Why a session ended, for the log line and the counters. */
-enum sess_end {
-	SESS_END_DONE = 0, /* relay finished normally */
-	SESS_END_CLIENT,   /* N1 closed by the client */
-	SESS_END_RESET,	   /* error on a socket */
-	SESS_END_TIMEOUT,  /* handshake or connect timeout */
-	SESS_END_IDLE,	   /* idle timeout */
-	SESS_END_REFUSED,  /* request refused with a failure reply */
-	SESS_END_PROTOCOL, /* malformed message */
-	SESS_END_AUTH,	   /* authentication failed */
-	SESS_END_SHUTDOWN, /* daemon stopping */
-	SESS_END_ASSOC,	   /* the association ended (reason in assoc log) */
-};
+#define SESS_END_LIST(X)                                                       \
+	X(SESS_END_DONE, "done")	    /* relay finished normally */      \
+	X(SESS_END_CLIENT, "client-closed") /* N1 closed by the client */      \
+	X(SESS_END_RESET, "reset")	    /* error on a socket */            \
+	X(SESS_END_TIMEOUT, "timeout")	    /* handshake or connect timeout */ \
+	X(SESS_END_IDLE, "idle")	    /* idle timeout */                 \
+	X(SESS_END_REFUSED, "refused")	    /* request refused with a reply */ \
+	X(SESS_END_PROTOCOL, "protocol")    /* malformed message */            \
+	X(SESS_END_AUTH, "auth-failed")	    /* authentication failed */        \
+	X(SESS_END_SHUTDOWN, "shutdown")    /* daemon stopping */              \
+	X(SESS_END_ASSOC, "association-ended") /* reason in the assoc log */
+
+#define SESS_ENUM(e, name) e,
+enum sess_state { SESS_STATE_LIST(SESS_ENUM) SESS_STATE_COUNT };
+enum sess_end { SESS_END_LIST(SESS_ENUM) SESS_END_COUNT };
+#undef SESS_ENUM
 
 /* An IPv4 or IPv6 socket address, sized for those two only. */
 union sess_addr {
@@ -124,6 +128,7 @@ void sess_settle(struct sess *s);
 bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 		  const char *dst_name, uint16_t port);
 const char *sess_end_str(enum sess_end e);
+const char *sess_state_str(enum sess_state st);
 
 /* Command phases (sess_connect.c, sess_transparent.c). */
 void sess_connect_start(struct sess *s);

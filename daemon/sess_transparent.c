@@ -162,16 +162,18 @@ void sess_transparent_start(struct sess *s)
 	struct srv *srv = s->srv;
 
 	ev_io_stop(srv->loop, &s->rd);
+	/* No nftables or conntrack here (logged once at start): "not
+	 * supported" lets a client tell "not here" from "failed". */
+	if (!assoc_table_available(srv->assocs)) {
+		sess_reply(s, S5_REP_CMD_UNSUPPORTED, NULL);
+		return;
+	}
 	/* Checked before any name is resolved: an unknown PTCL needs no
 	 * lookup to be refused. */
 	if (!srv->cfg.ptcl_enabled[s->setup->req.ptcl]) {
 		log_info("session %llu: TRANSPARENT ptcl %u not enabled",
 			 (unsigned long long)s->id, s->setup->req.ptcl);
 		sess_reply(s, S5_REP_PTCL_UNSUPPORTED, NULL);
-		return;
-	}
-	if (!assoc_table_available(srv->assocs)) {
-		sess_reply(s, S5_REP_GENERAL, NULL);
 		return;
 	}
 	memset(&s->setup->tp_src, 0, sizeof(s->setup->tp_src));

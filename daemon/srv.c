@@ -241,7 +241,9 @@ static void srv_reload(struct srv *s)
 	s->auth = auth;
 	cfg_free(&s->cfg);
 	s->cfg = next;
-	log_set_level((enum log_level)s->cfg.log_level);
+	/* -d on the command line outlives reloads. */
+	log_set_level(s->debug ? LOG_LVL_DEBUG
+			       : (enum log_level)s->cfg.log_level);
 	if (s->assocs) {
 		assoc_table_reconfigure(s->assocs, &s->cfg);
 		sess_transparent_recheck(s);
@@ -311,9 +313,13 @@ int srv_init(struct srv *s, struct ev_loop *loop)
 	} else {
 		log_warnx("%s: password checks will run on the loop", err);
 	}
-	s->assocs = assoc_table_new(s, &s->cfg);
-	if (s->assocs == NULL)
+	bool fatal;
+	s->assocs = assoc_table_new(loop, &s->cfg, &fatal);
+	if (s->assocs == NULL) {
+		if (!fatal)
+			log_error("out of memory");
 		return -1;
+	}
 	ev_timer_init(&s->accept_retry, srv_accept_retry_cb, 0., 0.);
 	s->accept_retry.data = s;
 	if (srv_listeners_apply(s, &s->cfg) < 0)

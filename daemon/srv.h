@@ -56,6 +56,7 @@ struct srv {
 	struct assoc_table *assocs; /* TRANSPARENT; NULL if unavailable */
 	struct ctl *ctl;	    /* control socket; NULL if it failed */
 	bool stopping;
+	bool debug;	  /* -d: debug logging whatever log-level says */
 	uint8_t *udp_buf; /* UDP ASSOCIATE scratch buffer (one datagram) */
 };
 

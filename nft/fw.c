@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <linux/capability.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -31,17 +35,24 @@
 #define NETLINK_CAP_ACK 10
 #endif
 
-/* Flows per transaction: keeps one batch well under the socket's send
- * buffer; larger requests are split (each part still atomic). */
-#define FW_CHUNK 256
 /* Bytes a message may take: an IPv6 element with data and comment. */
 #define FW_MSG_MAX 512
 #define FW_ACK_WAIT_MS 2000
+
+static int64_t fw_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct fw {
 	struct mnl_socket *nl;
 	uint32_t portid;
 	uint32_t seq;
+	unsigned ack_wait_ms;
+	uint32_t set_size;
 	struct fw_stats stats;
 };
 
@@ -49,9 +60,9 @@ struct fw {
  * belongs to (so a refused message can be blamed on its flow). */
 struct fw_batch {
 	char *buf;
-	size_t cap;
+	size_t limit; /* libmnl's batch limit; buf holds twice as much */
 	struct mnl_nlmsg_batch *b;
-	uint32_t first_seq;
+	uint32_t begin_seq, first_seq, end_seq;
 	size_t nmsg;
 	size_t *owner; /* owner[i]: flow index of message i */
 	size_t owner_cap;
@@ -60,17 +71,22 @@ struct fw_batch {
 static int batch_init(struct fw *fw, struct fw_batch *bt, size_t nmsg_hint)
 {
 	memset(bt, 0, sizeof(*bt));
-	bt->cap = (nmsg_hint + 4) * FW_MSG_MAX + MNL_SOCKET_BUFFER_SIZE;
-	bt->buf = malloc(bt->cap);
+	bt->limit = (nmsg_hint + 4) * FW_MSG_MAX + MNL_SOCKET_BUFFER_SIZE;
+	/* libmnl's contract: the buffer is twice the limit, since the
+	 * message that crosses the limit is still written into it. */
+	bt->buf = malloc(bt->limit * 2);
 	bt->owner_cap = nmsg_hint + 4;
 	bt->owner = malloc(bt->owner_cap * sizeof(size_t));
-	if (bt->buf == NULL || bt->owner == NULL) {
+	if (bt->buf)
+		bt->b = mnl_nlmsg_batch_start(bt->buf, bt->limit);
+	if (bt->buf == NULL || bt->owner == NULL || bt->b == NULL) {
 		free(bt->buf);
 		free(bt->owner);
+		memset(bt, 0, sizeof(*bt));
 		return -1;
 	}
-	bt->b = mnl_nlmsg_batch_start(bt->buf, bt->cap);
-	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), fw->seq++);
+	bt->begin_seq = fw->seq++;
+	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), bt->begin_seq);
 	mnl_nlmsg_batch_next(bt->b);
 	bt->first_seq = fw->seq;
 	return 0;
@@ -82,6 +98,7 @@ static void batch_free(struct fw_batch *bt)
 		mnl_nlmsg_batch_stop(bt->b);
 	free(bt->buf);
 	free(bt->owner);
+	memset(bt, 0, sizeof(*bt));
 }
 
 /* Starts a message; the caller fills the payload then calls batch_next. */
@@ -96,7 +113,8 @@ static struct nlmsghdr *batch_msg(struct fw *fw, struct fw_batch *bt,
 		bt->owner = no;
 		bt->owner_cap = nc;
 	}
-	if (mnl_nlmsg_batch_size(bt->b) + FW_MSG_MAX * 2 > bt->cap)
+	/* Room for this message and the batch end, within the limit. */
+	if (mnl_nlmsg_batch_size(bt->b) + FW_MSG_MAX * 2 > bt->limit)
 		return NULL;
 	bt->owner[bt->nmsg++] = owner;
 	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type,
@@ -104,9 +122,10 @@ static struct nlmsghdr *batch_msg(struct fw *fw, struct fw_batch *bt,
 				     fw->seq++);
 }
 
-static void batch_next(struct fw_batch *bt)
+static int batch_next(struct fw_batch *bt)
 {
-	mnl_nlmsg_batch_next(bt->b);
+	/* false: the message crossed the limit (batch_msg prevents it). */
+	return mnl_nlmsg_batch_next(bt->b) ? 0 : -1;
 }
 
 /* Extended ACK text of an error message, or "". */
@@ -132,43 +151,113 @@ static const char *ext_ack_msg(const struct nlmsghdr *nlh)
 	return "";
 }
 
+/* Reads and drops whatever the socket holds (answers to a transaction we
+ * stopped listening to), so that they cannot be taken for the next one's.
+ * Transactions complete inside sendmsg(), so everything is there. */
+static void drain(struct fw *fw)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int fd = mnl_socket_get_fd(fw->nl);
+
+	for (int i = 0; i < 4096; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != ENOBUFS)
+			return; /* EAGAIN: empty */
+	}
+}
+
+/* Receives one datagram, waiting at most until deadline (ms, monotonic).
+ * Returns its length, or -1 with errno (ETIMEDOUT at the deadline). */
+static ssize_t recv_until(struct fw *fw, void *buf, size_t cap,
+			  int64_t deadline)
+{
+	struct pollfd p = {.fd = mnl_socket_get_fd(fw->nl), .events = POLLIN};
+
+	for (;;) {
+		ssize_t n = recv(p.fd, buf, cap, MSG_DONTWAIT);
+		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+			return n;
+		int64_t left = deadline - fw_now_ms();
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* Result of one transaction, per message. */
+struct commit_out {
+	enum fw_result *res; /* per flow (owner index); may be NULL */
+	int *errnos;	     /* per flow; may be NULL */
+};
+
+static void set_all(const struct fw_batch *bt, struct commit_out *o,
+		    enum fw_result r, int e)
+{
+	for (size_t i = 0; o && i < bt->nmsg; i++) {
+		if (o->res && o->res[bt->owner[i]] != FW_REFUSED)
+			o->res[bt->owner[i]] = r;
+		if (o->errnos && o->res && o->res[bt->owner[i]] != FW_REFUSED)
+			o->errnos[bt->owner[i]] = e;
+	}
+}
+
 /*
- * Sends the batch and reads one ACK per message.  failed[owner] is set
- * for every refused message (if failed is not NULL).  Returns 0 if all
- * were accepted, else -1 with the first error in err and errno.
+ * Sends the batch and reads one ACK per message.  Per flow (o->res):
+ * FW_DONE when every message was accepted (the transaction committed);
+ * FW_REFUSED for a flow whose message the kernel refused and FW_NOT_DONE
+ * for the others (the transaction was aborted); FW_UNKNOWN for every flow
+ * when the answers did not all come and none was an error.  Returns 0
+ * if committed, else -1 with the first error in err and errno.
  */
-static int batch_commit(struct fw *fw, struct fw_batch *bt, bool *failed,
-			char *err, size_t errlen)
+static int batch_commit(struct fw *fw, struct fw_batch *bt,
+			struct commit_out *o, char *err, size_t errlen)
 {
 	char rbuf[MNL_SOCKET_BUFFER_SIZE * 4];
 	size_t acked = 0;
-	int first_err = 0;
-	ssize_t n;
+	int first_err = 0, rc = -1;
+	int64_t deadline;
 
-	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), fw->seq++);
-	mnl_nlmsg_batch_next(bt->b);
+	for (size_t i = 0; o && o->res && i < bt->nmsg; i++)
+		o->res[bt->owner[i]] = FW_DONE;
+	bt->end_seq = fw->seq++;
+	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->end_seq);
+	if (batch_next(bt) < 0) {
+		snprintf(err, errlen, "batch overflow");
+		set_all(bt, o, FW_NOT_DONE, ENOSPC);
+		errno = ENOSPC;
+		return -1;
+	}
 	fw->stats.transactions++;
 	if (mnl_socket_sendto(fw->nl, mnl_nlmsg_batch_head(bt->b),
 			      mnl_nlmsg_batch_size(bt->b)) < 0) {
-		snprintf(err, errlen, "netlink send: %s", strerror(errno));
+		int e = errno;
+		snprintf(err, errlen, "netlink send: %s", strerror(e));
+		/* A failed sendmsg() delivered nothing. */
+		set_all(bt, o, FW_NOT_DONE, e);
+		drain(fw);
+		errno = e;
 		return -1;
 	}
+	deadline = fw_now_ms() + fw->ack_wait_ms;
 	while (acked < bt->nmsg) {
-		struct pollfd p = {.fd = mnl_socket_get_fd(fw->nl),
-				   .events = POLLIN};
-		n = recv(p.fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (poll(&p, 1, FW_ACK_WAIT_MS) <= 0) {
-				snprintf(err, errlen,
-					 "netlink: no answer from the kernel");
-				errno = ETIMEDOUT;
-				return -1;
-			}
-			continue;
-		}
+		ssize_t n = recv_until(fw, rbuf, sizeof(rbuf), deadline);
 		if (n < 0) {
-			snprintf(err, errlen, "netlink recv: %s",
-				 strerror(errno));
+			int e = errno;
+			snprintf(err, errlen, "netlink: %s",
+				 e == ETIMEDOUT ? "no answer from the kernel"
+						: strerror(e));
+			fw->stats.unanswered++;
+			/* An error seen already means the transaction was
+			 * aborted; otherwise it may have committed. */
+			set_all(bt, o, first_err ? FW_NOT_DONE : FW_UNKNOWN,
+				first_err ? first_err : e);
+			drain(fw);
+			errno = first_err ? first_err : e;
 			return -1;
 		}
 		int left = (int)n;
@@ -178,19 +267,26 @@ static int batch_commit(struct fw *fw, struct fw_batch *bt, bool *failed,
 			const struct nlmsgerr *e;
 			uint32_t idx;
 
-			if (nlh->nlmsg_type != NLMSG_ERROR)
+			if (nlh->nlmsg_type != NLMSG_ERROR ||
+			    nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
 				continue;
 			e = mnl_nlmsg_get_payload(nlh);
+			if (nlh->nlmsg_seq == bt->begin_seq ||
+			    nlh->nlmsg_seq == bt->end_seq) {
+				if (e->error == 0)
+					continue;
+				/* The batch itself was refused: nothing
+				 * of it applies. */
+				snprintf(err, errlen, "batch: %s %s",
+					 strerror(-e->error), ext_ack_msg(nlh));
+				set_all(bt, o, FW_NOT_DONE, -e->error);
+				drain(fw);
+				errno = -e->error;
+				return -1;
+			}
 			if (nlh->nlmsg_seq < bt->first_seq ||
 			    nlh->nlmsg_seq >= bt->first_seq + bt->nmsg) {
-				/* The batch itself was refused. */
-				if (e->error != 0) {
-					snprintf(err, errlen, "batch: %s %s",
-						 strerror(-e->error),
-						 ext_ack_msg(nlh));
-					errno = -e->error;
-					return -1;
-				}
+				fw->stats.stale_acks++;
 				continue;
 			}
 			idx = nlh->nlmsg_seq - bt->first_seq;
@@ -198,8 +294,10 @@ static int batch_commit(struct fw *fw, struct fw_batch *bt, bool *failed,
 			if (e->error == 0)
 				continue;
 			fw->stats.errors++;
-			if (failed)
-				failed[bt->owner[idx]] = true;
+			if (o && o->res)
+				o->res[bt->owner[idx]] = FW_REFUSED;
+			if (o && o->errnos)
+				o->errnos[bt->owner[idx]] = -e->error;
 			if (first_err == 0) {
 				first_err = -e->error;
 				snprintf(err, errlen, "%s%s%s",
@@ -210,10 +308,19 @@ static int batch_commit(struct fw *fw, struct fw_batch *bt, bool *failed,
 		}
 	}
 	if (first_err) {
+		/* Aborted: the flows not blamed were not applied either. */
+		for (size_t i = 0; o && o->res && i < bt->nmsg; i++)
+			if (o->res[bt->owner[i]] == FW_DONE) {
+				o->res[bt->owner[i]] = FW_NOT_DONE;
+				if (o->errnos)
+					o->errnos[bt->owner[i]] = first_err;
+			}
 		errno = first_err;
-		return -1;
+	} else {
+		rc = 0;
 	}
-	return 0;
+	drain(fw);
+	return rc;
 }
 
 /* Appends a message carrying one object; returns -1 on overflow. */
@@ -264,6 +371,7 @@ static int fw_install(struct fw *fw, const struct fw_snat *snat, bool owner,
 
 	if (batch_init(fw, &bt, 64) < 0 || !t0 || !t || !ctr) {
 		snprintf(err, errlen, "out of memory");
+		errno = ENOMEM;
 		goto out;
 	}
 	/* Create-then-delete makes the delete succeed whether or not a
@@ -282,6 +390,9 @@ static int fw_install(struct fw *fw, const struct fw_snat *snat, bool owner,
 		for (size_t f = 0; f < 2; f++) {
 			struct nftnl_set *s =
 				fw_build_set((enum fw_set_kind)k, fams[f]);
+			if (s && fw->set_size)
+				nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE,
+						  fw->set_size);
 			int r = s ? BATCH_ADD(fw, &bt, NFT_MSG_NEWSET,
 					      NLM_F_CREATE | NLM_F_EXCL, 0,
 					      nftnl_set_nlmsg_build_payload, s)
@@ -303,14 +414,10 @@ static int fw_install(struct fw *fw, const struct fw_snat *snat, bool owner,
 			goto overflow;
 	}
 	rc = batch_commit(fw, &bt, NULL, err, errlen);
-	if (rc < 0 && errno == EPERM)
-		snprintf(err + strlen(err), errlen - strlen(err),
-			 " (is another socksgated running? table inet "
-			 "%s is owned by a live process)",
-			 FW_TABLE);
 	goto out;
 overflow:
 	snprintf(err, errlen, "cannot build the table (out of memory)");
+	errno = ENOMEM;
 out:
 	batch_free(&bt);
 	nftnl_table_free(t0);
@@ -319,14 +426,40 @@ out:
 	return rc;
 }
 
-struct fw *fw_open(const struct fw_snat *snat, bool owner, char *err,
-		   size_t errlen)
+/* Whether this process may change the ruleset (CAP_NET_ADMIN in its
+ * effective set).  The kernel answers EPERM both without it and when
+ * another process owns the table: this tells the two apart. */
+static bool has_net_admin(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d) < 0)
+		return true; /* cannot tell: let the kernel answer */
+	return d[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
+}
+
+struct fw *fw_open(const struct fw_snat *snat, const struct fw_open_opts *o,
+		   enum fw_open_error *why, char *err, size_t errlen)
 {
 	struct fw *fw = calloc(1, sizeof(*fw));
 	int one = 1, big = 8 * 1024 * 1024;
 
+	*why = FW_OPEN_UNAVAILABLE;
 	if (fw == NULL) {
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	fw->ack_wait_ms = o->ack_wait_ms ? o->ack_wait_ms : FW_ACK_WAIT_MS;
+	fw->set_size = o->set_size;
+	if (!has_net_admin()) {
+		*why = FW_OPEN_NO_PRIVILEGE;
+		snprintf(err, errlen,
+			 "no CAP_NET_ADMIN: socksgated must run as root or "
+			 "with CAP_NET_ADMIN to install relays");
+		free(fw);
 		return NULL;
 	}
 	fw->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
@@ -349,7 +482,15 @@ struct fw *fw_open(const struct fw_snat *snat, bool owner, char *err,
 		   sizeof(big));
 	fw->portid = mnl_socket_get_portid(fw->nl);
 	fw->seq = (uint32_t)time(NULL);
-	if (fw_install(fw, snat, owner, err, errlen) < 0) {
+	if (fw_install(fw, snat, o->owner, err, errlen) < 0) {
+		if (errno == EPERM) {
+			*why = FW_OPEN_OWNED;
+			snprintf(err, errlen,
+				 "another socksgated owns table inet %s (the "
+				 "kernel refused to replace it: it belongs to "
+				 "a live process)",
+				 FW_TABLE);
+		}
 		fw_close(fw);
 		return NULL;
 	}
@@ -398,31 +539,31 @@ static bool elem_wanted(enum fw_set_kind k, unsigned what)
 	return what & (k == FW_SET_BOUND ? FW_ELEM_BOUND : FW_ELEM_RELAY);
 }
 
-/* Deletes one element in its own transaction.  0, also when it was gone
- * already; -1 on another error. */
-static int del_one(struct fw *fw, enum fw_set_kind k, const struct fw_flow *f,
-		   char *err, size_t errlen)
+/* Deletes one element in its own transaction: FW_DONE also when it was
+ * gone already. */
+static enum fw_result del_one(struct fw *fw, enum fw_set_kind k,
+			      const struct fw_flow *f, char *err, size_t errlen)
 {
 	struct nftnl_set *s = fw_build_elem(k, f);
+	enum fw_result r = FW_NOT_DONE;
+	struct commit_out o = {.res = &r};
 	struct fw_batch bt;
-	int rc = -1;
 
 	if (s == NULL || batch_init(fw, &bt, 1) < 0) {
 		nftnl_set_free(s);
-		return -1;
+		snprintf(err, errlen, "out of memory");
+		return FW_NOT_DONE;
 	}
 	if (BATCH_ADD(fw, &bt, NFT_MSG_DELSETELEM, 0, 0,
 		      nftnl_set_elems_nlmsg_build_payload, s) == 0) {
-		if (batch_commit(fw, &bt, NULL, err, errlen) == 0) {
+		if (batch_commit(fw, &bt, &o, err, errlen) == 0)
 			fw->stats.elements_deleted++;
-			rc = 0;
-		} else if (errno == ENOENT) {
-			rc = 0;
-		}
+		else if (r == FW_REFUSED && errno == ENOENT)
+			r = FW_DONE;
 	}
 	batch_free(&bt);
 	nftnl_set_free(s);
-	return rc;
+	return r;
 }
 
 /* Appends the element messages of one flow. */
@@ -447,8 +588,9 @@ static int batch_add_flow(struct fw *fw, struct fw_batch *bt,
 	return 0;
 }
 
+/* One transaction for flows[0..n) (n <= FW_CHUNK). */
 static int fw_apply(struct fw *fw, const struct fw_flow *const *flows, size_t n,
-		    unsigned what, bool add, bool *failed, char *err,
+		    unsigned what, bool add, struct commit_out *o, char *err,
 		    size_t errlen)
 {
 	struct fw_batch bt;
@@ -456,16 +598,26 @@ static int fw_apply(struct fw *fw, const struct fw_flow *const *flows, size_t n,
 
 	if (batch_init(fw, &bt, n * FW_NSETS) < 0) {
 		snprintf(err, errlen, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			o->res[i] = FW_NOT_DONE;
+			if (o->errnos)
+				o->errnos[i] = ENOMEM;
+		}
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (batch_add_flow(fw, &bt, flows[i], what, add, i) < 0) {
-			snprintf(err, errlen, "batch overflow");
+			snprintf(err, errlen, "cannot build the batch");
+			for (size_t j = 0; j < n; j++) {
+				o->res[j] = FW_NOT_DONE;
+				if (o->errnos)
+					o->errnos[j] = ENOMEM;
+			}
 			batch_free(&bt);
 			return -1;
 		}
 	}
-	rc = batch_commit(fw, &bt, failed, err, errlen);
+	rc = batch_commit(fw, &bt, o, err, errlen);
 	batch_free(&bt);
 	return rc;
 }
@@ -476,53 +628,92 @@ static size_t elems_per_flow(unsigned what)
 }
 
 int fw_add(struct fw *fw, const struct fw_flow *const *flows, size_t n,
-	   unsigned what, bool *failed, char *err, size_t errlen)
+	   unsigned what, enum fw_result *res, int *errnos, char *err,
+	   size_t errlen)
 {
 	int rc = 0;
 
-	for (size_t i = 0; i < n; i++)
-		failed[i] = false;
 	for (size_t off = 0; off < n; off += FW_CHUNK) {
 		size_t m = n - off < FW_CHUNK ? n - off : FW_CHUNK;
-		if (fw_apply(fw, flows + off, m, what, true, failed + off, err,
-			     errlen) < 0) {
+		struct commit_out o = {.res = res + off,
+				       .errnos = errnos ? errnos + off : NULL};
+		if (fw_apply(fw, flows + off, m, what, true, &o, err, errlen) <
+		    0)
 			rc = -1;
-			/* A refused batch added nothing: if no flow was
-			 * blamed (send failure), they all failed. */
-			bool any = false;
-			for (size_t i = off; i < off + m; i++)
-				any |= failed[i];
-			for (size_t i = off; !any && i < off + m; i++)
-				failed[i] = true;
-		} else {
+		else
 			fw->stats.elements_added += m * elems_per_flow(what);
-		}
 	}
 	return rc;
 }
 
 int fw_del(struct fw *fw, const struct fw_flow *const *flows, size_t n,
-	   unsigned what, char *err, size_t errlen)
+	   unsigned what, enum fw_result *res, char *err, size_t errlen)
 {
 	int rc = 0;
 
 	for (size_t off = 0; off < n; off += FW_CHUNK) {
 		size_t m = n - off < FW_CHUNK ? n - off : FW_CHUNK;
-		if (fw_apply(fw, flows + off, m, what, false, NULL, err,
+		struct commit_out o = {.res = res + off};
+		if (fw_apply(fw, flows + off, m, what, false, &o, err,
 			     errlen) == 0) {
 			fw->stats.elements_deleted += m * elems_per_flow(what);
 			continue;
 		}
-		/* Some element was gone already: go one element at a time so
-		 * every other one is still deleted. */
-		for (size_t i = off; i < off + m; i++)
-			for (int k = 0; k < FW_NSETS; k++)
-				if (elem_wanted((enum fw_set_kind)k, what) &&
-				    del_one(fw, (enum fw_set_kind)k, flows[i],
-					    err, errlen) < 0)
-					rc = -1;
+		/* Some element was gone already, or no answer came: go one
+		 * element at a time so every other one is still deleted and
+		 * each flow's outcome is known. */
+		for (size_t i = off; i < off + m; i++) {
+			res[i] = FW_DONE;
+			for (int k = 0; k < FW_NSETS; k++) {
+				if (!elem_wanted((enum fw_set_kind)k, what))
+					continue;
+				enum fw_result r =
+					del_one(fw, (enum fw_set_kind)k,
+						flows[i], err, errlen);
+				if (r != FW_DONE)
+					res[i] = r;
+			}
+			if (res[i] != FW_DONE)
+				rc = -1;
+		}
 	}
 	return rc;
+}
+
+/* Sends one request and runs cb over its answers until the DONE/ACK, with
+ * a bounded wait.  Returns 0 or -1. */
+static int query(struct fw *fw, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE * 4];
+	uint32_t seq = nlh->nlmsg_seq;
+	int64_t deadline;
+	int rc;
+
+	if (mnl_socket_sendto(fw->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	deadline = fw_now_ms() + fw->ack_wait_ms;
+	do {
+		ssize_t n = recv_until(fw, buf, sizeof(buf), deadline);
+		if (n <= 0) {
+			drain(fw);
+			return -1;
+		}
+		/* Answers to an earlier request (a timed-out one) are not
+		 * ours: mnl_cb_run() rejects them by sequence number, so
+		 * skip them here instead. */
+		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+		if (mnl_nlmsg_ok(h, (int)n) && h->nlmsg_seq != seq) {
+			fw->stats.stale_acks++;
+			rc = MNL_CB_OK;
+			continue;
+		}
+		rc = mnl_cb_run(buf, (size_t)n, seq, fw->portid, cb, data);
+	} while (rc == MNL_CB_OK);
+	if (rc < 0) {
+		drain(fw);
+		return -1;
+	}
+	return 0;
 }
 
 static int counter_cb(const struct nlmsghdr *nlh, void *data)
@@ -539,27 +730,16 @@ int fw_dropped(struct fw *fw, uint64_t *packets, uint64_t *bytes)
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nftnl_obj *q = fw_build_counter(), *o = nftnl_obj_alloc();
 	struct nlmsghdr *nlh;
-	uint32_t seq = fw->seq++;
-	ssize_t n;
 	int rc = -1;
 
 	if (q == NULL || o == NULL)
 		goto out;
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_INET,
-				    NLM_F_ACK, seq);
+				    NLM_F_ACK, fw->seq++);
 	nftnl_obj_nlmsg_build_payload(nlh, q);
-	if (mnl_socket_sendto(fw->nl, nlh, nlh->nlmsg_len) < 0)
+	if (query(fw, nlh, counter_cb, o) < 0 ||
+	    !nftnl_obj_is_set(o, NFTNL_OBJ_CTR_PKTS))
 		goto out;
-	do {
-		n = mnl_socket_recvfrom(fw->nl, buf, sizeof(buf));
-		if (n <= 0)
-			goto out;
-		rc = mnl_cb_run(buf, (size_t)n, seq, fw->portid, counter_cb, o);
-	} while (rc == MNL_CB_OK);
-	if (rc < 0 || !nftnl_obj_is_set(o, NFTNL_OBJ_CTR_PKTS)) {
-		rc = -1;
-		goto out;
-	}
 	*packets = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS);
 	*bytes = nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_BYTES);
 	rc = 0;
@@ -569,7 +749,70 @@ out:
 	return rc;
 }
 
+static int count_cb(const struct nlmsghdr *nlh, void *data)
+{
+	uint64_t *n = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+
+	if (s == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return MNL_CB_ERROR;
+	}
+	it = nftnl_set_elems_iter_create(s);
+	while (it && nftnl_set_elems_iter_next(it))
+		(*n)++;
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+int fw_count_elems(struct fw *fw, uint64_t counts[FW_NSETS])
+{
+	static const int fams[] = {AF_INET, AF_INET6};
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+
+	for (int k = 0; k < FW_NSETS; k++) {
+		counts[k] = 0;
+		for (size_t f = 0; f < 2; f++) {
+			struct nftnl_set *s = nftnl_set_alloc();
+			struct nlmsghdr *nlh;
+			if (s == NULL)
+				return -1;
+			nftnl_set_set_str(s, NFTNL_SET_TABLE, FW_TABLE);
+			nftnl_set_set_str(
+				s, NFTNL_SET_NAME,
+				fw_set_name((enum fw_set_kind)k, fams[f]));
+			nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM,
+						    NFPROTO_INET, NLM_F_DUMP,
+						    fw->seq++);
+			nftnl_set_elems_nlmsg_build_payload(nlh, s);
+			nftnl_set_free(s);
+			if (query(fw, nlh, count_cb, &counts[k]) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 const struct fw_stats *fw_get_stats(const struct fw *fw)
 {
 	return &fw->stats;
+}
+
+const char *fw_result_str(enum fw_result r)
+{
+	switch (r) {
+	case FW_DONE:
+		return "done";
+	case FW_REFUSED:
+		return "refused";
+	case FW_NOT_DONE:
+		return "not done";
+	case FW_UNKNOWN:
+		return "unknown";
+	}
+	return "?";
 }
