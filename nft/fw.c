@@ -307,6 +307,7 @@ static int batch_commit(struct fw *fw, struct fw_batch *bt,
 			}
 		}
 	}
+	drain(fw);
 	if (first_err) {
 		/* Aborted: the flows not blamed were not applied either. */
 		for (size_t i = 0; o && o->res && i < bt->nmsg; i++)
@@ -319,7 +320,6 @@ static int batch_commit(struct fw *fw, struct fw_batch *bt,
 	} else {
 		rc = 0;
 	}
-	drain(fw);
 	return rc;
 }
 
