@@ -454,14 +454,6 @@ struct fw *fw_open(const struct fw_snat *snat, const struct fw_open_opts *o,
 	}
 	fw->ack_wait_ms = o->ack_wait_ms ? o->ack_wait_ms : FW_ACK_WAIT_MS;
 	fw->set_size = o->set_size;
-	if (!has_net_admin()) {
-		*why = FW_OPEN_NO_PRIVILEGE;
-		snprintf(err, errlen,
-			 "no CAP_NET_ADMIN: socksgated must run as root or "
-			 "with CAP_NET_ADMIN to install relays");
-		free(fw);
-		return NULL;
-	}
 	fw->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (fw->nl == NULL) {
 		snprintf(err, errlen, "netlink socket: %s", strerror(errno));
@@ -483,7 +475,13 @@ struct fw *fw_open(const struct fw_snat *snat, const struct fw_open_opts *o,
 	fw->portid = mnl_socket_get_portid(fw->nl);
 	fw->seq = (uint32_t)time(NULL);
 	if (fw_install(fw, snat, o->owner, err, errlen) < 0) {
-		if (errno == EPERM) {
+		if (errno == EPERM && !has_net_admin()) {
+			*why = FW_OPEN_NO_PRIVILEGE;
+			snprintf(err, errlen,
+				 "no CAP_NET_ADMIN: socksgated must run as "
+				 "root or with CAP_NET_ADMIN to install "
+				 "relays");
+		} else if (errno == EPERM) {
 			*why = FW_OPEN_OWNED;
 			snprintf(err, errlen,
 				 "another socksgated owns table inet %s (the "
