@@ -162,7 +162,11 @@ void sess_bind_start(struct sess *s)
 		bind_listen(s);
 		return;
 	}
+	/* The lookup is bounded by the connect timeout (sess_timer_cb
+	 * replies X'04' on expiry), as CONNECT's is. */
 	s->state = SESS_RESOLVING;
+	ev_timer_set(&s->timer, (double)s->srv->cfg.timeout_connect, 0.);
+	ev_timer_start(s->srv->loop, &s->timer);
 	if (dns_resolve(s->srv->dns, s->setup->req.dst.u.dom.name, AF_UNSPEC,
 			bind_resolved, s, &s->dnsq) < 0)
 		sess_reply(s, S5_REP_GENERAL, NULL);
