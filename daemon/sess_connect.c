@@ -263,6 +263,7 @@ void sess_connect_stop(struct sess *s)
 		return;
 	ev_io_stop(s->srv->loop, &s->conn->cw);
 	ev_io_stop(s->srv->loop, &s->conn->lw);
+	ev_timer_stop(s->srv->loop, &s->conn->lretry);
 	if (s->conn->lfd >= 0) {
 		close(s->conn->lfd);
 		s->conn->lfd = -1;
