@@ -1,12 +1,19 @@
 /*
- * sgclient: see sgclient.h.
+ * sgclient: see sgclient.h.  One deadline bounds the whole call: the proxy
+ * name lookup, the connect, every write and every read wait with poll(2)
+ * (or gai_suspend(3)) for what is left of it.  The socket is non-blocking
+ * while we work on it and blocking when handed over.
  */
 #include "sgclient.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,31 +28,41 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+/* > 0 ready, 0 deadline passed, < 0 poll failed (errno). */
 static int wait_fd(int fd, short ev, long deadline)
 {
 	struct pollfd p = {.fd = fd, .events = ev};
-	long left = deadline - now_ms();
+	long left;
 	int rc;
 
-	if (left <= 0)
-		return 0;
-	do
+	do {
+		left = deadline - now_ms();
+		if (left <= 0)
+			return 0;
 		rc = poll(&p, 1, (int)left);
-	while (rc < 0 && errno == EINTR);
+	} while (rc < 0 && errno == EINTR);
 	return rc;
 }
 
+/* 0, -1 (I/O error, errno) or -2 (deadline passed). */
 static int write_all(int fd, const uint8_t *b, size_t n, long deadline)
 {
 	while (n > 0) {
 		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN) {
+			int rc = wait_fd(fd, POLLOUT, deadline);
+			if (rc == 0)
+				return -2;
+			if (rc < 0)
+				return -1;
+			continue;
+		}
 		if (w < 0)
 			return -1;
 		b += w;
 		n -= (size_t)w;
-		(void)deadline;
 	}
 	return 0;
 }
@@ -66,15 +83,135 @@ static int read_msg(int fd, parse_fn parse, void *out, long deadline)
 			return st;
 		if (len == sizeof(buf))
 			return S5_ERR_VERSION;
-		if (wait_fd(fd, POLLIN, deadline) <= 0)
+		int rc = wait_fd(fd, POLLIN, deadline);
+		if (rc == 0)
 			return -2;
+		if (rc < 0)
+			return -1;
 		/* Read only what the message may still need: never eat
 		 * bytes that belong to what follows the reply. */
 		ssize_t n = recv(fd, buf + len, 1, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
 		if (n <= 0)
 			return -1;
 		len += (size_t)n;
 	}
+}
+
+/*
+ * A proxy name lookup on glibc's resolver threads (getaddrinfo_a), so that
+ * waiting for it is bounded.  When the deadline passes first, the caller
+ * leaves and the lookup finishes in the background: whichever of the
+ * caller and the completion notification comes second frees it.
+ */
+enum { LOOKUP_RUNNING, LOOKUP_DONE, LOOKUP_LEFT };
+
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	atomic_int state;
+	char port[8];
+	char host[];
+};
+
+static void lookup_free(struct lookup *l)
+{
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+}
+
+static void lookup_done(union sigval v)
+{
+	struct lookup *l = v.sival_ptr;
+
+	if (atomic_exchange(&l->state, LOOKUP_DONE) == LOOKUP_LEFT)
+		lookup_free(l);
+}
+
+static void lookup_leave(struct lookup *l)
+{
+	if (atomic_exchange(&l->state, LOOKUP_LEFT) == LOOKUP_DONE)
+		lookup_free(l);
+}
+
+/* 0 with *res set, EAI_* from the lookup, or EAI_AGAIN with *timed_out
+ * when the deadline passed. */
+static int lookup_name(const char *host, const char *port, long deadline,
+		       struct addrinfo **res, bool *timed_out)
+{
+	struct gaicb *list[1];
+	struct sigevent sev;
+	struct lookup *l = calloc(1, sizeof(*l) + strlen(host) + 1);
+	int rc;
+
+	*timed_out = false;
+	if (l == NULL)
+		return EAI_MEMORY;
+	strcpy(l->host, host);
+	snprintf(l->port, sizeof(l->port), "%s", port);
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->hints.ai_flags = AI_NUMERICSERV;
+	l->cb.ar_name = l->host;
+	l->cb.ar_service = l->port;
+	l->cb.ar_request = &l->hints;
+	atomic_init(&l->state, LOOKUP_RUNNING);
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD;
+	sev.sigev_notify_function = lookup_done;
+	sev.sigev_value.sival_ptr = l;
+	list[0] = &l->cb;
+	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
+	if (rc != 0) {
+		free(l);
+		return rc;
+	}
+	while ((rc = gai_error(&l->cb)) == EAI_INPROGRESS) {
+		long left = deadline - now_ms();
+		struct timespec ts = {.tv_sec = left / 1000,
+				      .tv_nsec = (left % 1000) * 1000000L};
+		if (left <= 0)
+			break;
+		gai_suspend((const struct gaicb *const *)list, 1, &ts);
+	}
+	if (rc == EAI_INPROGRESS) {
+		if (gai_cancel(&l->cb) == EAI_CANCELED) {
+			free(l); /* never started: no notification comes */
+			*timed_out = true;
+			return EAI_AGAIN;
+		}
+		/* Running: it notifies when done.  Or done meanwhile. */
+		rc = gai_error(&l->cb);
+		if (rc == EAI_INPROGRESS) {
+			lookup_leave(l);
+			*timed_out = true;
+			return EAI_AGAIN;
+		}
+	}
+	if (rc == 0) {
+		*res = l->cb.ar_result;
+		l->cb.ar_result = NULL;
+	}
+	lookup_leave(l);
+	return rc;
+}
+
+/* Numeric addresses never wait for anything; names go to lookup_name. */
+static int resolve_proxy(const char *host, const char *port, long deadline,
+			 struct addrinfo **res, bool *timed_out)
+{
+	struct addrinfo hints;
+	int rc;
+
+	*timed_out = false;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, res);
+	if (rc != EAI_NONAME)
+		return rc;
+	return lookup_name(host, port, deadline, res, timed_out);
 }
 
 static enum s5_status parse_method(const uint8_t *b, size_t l, void *o,
@@ -95,44 +232,64 @@ static enum s5_status parse_reply(const uint8_t *b, size_t l, void *o,
 	return s5_reply_parse(b, l, o, c);
 }
 
-static int connect_proxy(const struct sgc_opts *o, long deadline, char *err,
-			 size_t errlen)
+/* The connected, non-blocking socket, or -1 with err set and *r
+ * SGC_ERR_CONNECT or SGC_ERR_TIMEOUT. */
+static int connect_proxy(const struct sgc_opts *o, long deadline,
+			 enum sgc_result *r, char *err, size_t errlen)
 {
-	struct addrinfo hints, *res, *ai;
+	struct addrinfo *res, *ai;
 	char port[8];
 	int fd = -1, rc;
+	bool timed_out;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
+	*r = SGC_ERR_CONNECT;
 	snprintf(port, sizeof(port), "%u",
 		 o->proxy_port ? o->proxy_port : 1080);
-	rc = getaddrinfo(o->proxy_host, port, &hints, &res);
+	rc = resolve_proxy(o->proxy_host, port, deadline, &res, &timed_out);
 	if (rc != 0) {
+		if (timed_out)
+			*r = SGC_ERR_TIMEOUT;
 		snprintf(err, errlen, "%s: %s", o->proxy_host,
-			 gai_strerror(rc));
+			 timed_out ? "name lookup timed out"
+				   : gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
+		int e = 0;
+		socklen_t el = sizeof(e);
+
 		fd = socket(ai->ai_family,
 			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-		    (errno == EINPROGRESS &&
-		     wait_fd(fd, POLLOUT, deadline) > 0)) {
-			int e = 0;
-			socklen_t el = sizeof(e);
-			getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
-			if (e == 0)
-				break;
-			errno = e;
+		if (fd < 0) {
+			e = errno;
+			goto next;
 		}
-		snprintf(err, errlen, "connect to %s:%s: %s", o->proxy_host,
-			 port, strerror(errno ? errno : ETIMEDOUT));
-		close(fd);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			if (errno != EINPROGRESS) {
+				e = errno;
+				goto next;
+			}
+			rc = wait_fd(fd, POLLOUT, deadline);
+			if (rc <= 0) {
+				e = rc == 0 ? ETIMEDOUT : errno;
+				goto next;
+			}
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+				e = errno;
+		}
+		if (e == 0)
+			break;
+	next:
+		snprintf(err, errlen, "connect to %s port %s: %s",
+			 o->proxy_host, port, strerror(e));
+		*r = e == ETIMEDOUT ? SGC_ERR_TIMEOUT : SGC_ERR_CONNECT;
+		if (fd >= 0)
+			close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(res);
+	if (fd >= 0)
+		err[0] = '\0';
 	return fd;
 }
 
@@ -146,7 +303,7 @@ enum sgc_result sgc_request(const struct sgc_opts *o,
 	struct s5_methods m = {.nmethods = 1, .methods = {S5_METHOD_NOAUTH}};
 	enum sgc_result r = SGC_ERR_PROTOCOL;
 	ssize_t n;
-	int fd, st;
+	int fd, st, fl;
 
 	err[0] = '\0';
 	if (o->user) {
@@ -159,11 +316,12 @@ enum sgc_result sgc_request(const struct sgc_opts *o,
 			return SGC_ERR_ARG;
 		}
 	}
-	fd = connect_proxy(o, deadline, err, errlen);
+	fd = connect_proxy(o, deadline, &r, err, errlen);
 	if (fd < 0)
-		return SGC_ERR_CONNECT;
+		return r;
+	r = SGC_ERR_PROTOCOL;
 	n = s5_methods_build(&m, buf, sizeof(buf));
-	if (write_all(fd, buf, (size_t)n, deadline) < 0)
+	if ((st = write_all(fd, buf, (size_t)n, deadline)) < 0)
 		goto io;
 	st = read_msg(fd, parse_method, &method, deadline);
 	if (st != S5_OK)
@@ -182,9 +340,10 @@ enum sgc_result sgc_request(const struct sgc_opts *o,
 		memcpy(a.passwd, o->password, a.plen);
 		n = s5_auth_build(&a, buf, sizeof(buf));
 		explicit_bzero(&a, sizeof(a));
-		if (write_all(fd, buf, (size_t)n, deadline) < 0)
-			goto io;
+		st = write_all(fd, buf, (size_t)n, deadline);
 		explicit_bzero(buf, sizeof(buf));
+		if (st < 0)
+			goto io;
 		st = read_msg(fd, parse_authrep, &status, deadline);
 		if (st != S5_OK)
 			goto bad;
@@ -203,7 +362,7 @@ enum sgc_result sgc_request(const struct sgc_opts *o,
 		r = SGC_ERR_ARG;
 		goto out;
 	}
-	if (write_all(fd, buf, (size_t)n, deadline) < 0)
+	if ((st = write_all(fd, buf, (size_t)n, deadline)) < 0)
 		goto io;
 	st = read_msg(fd, parse_reply, reply, deadline);
 	if (st != S5_OK)
@@ -212,6 +371,14 @@ enum sgc_result sgc_request(const struct sgc_opts *o,
 		snprintf(err, errlen, "request refused: 0x%02x %s", reply->rep,
 			 s5_rep_str(reply->rep));
 		r = SGC_ERR_REFUSED;
+		goto out;
+	}
+	/* Handed over blocking, as a caller of a blocking library expects
+	 * (a plain read() waits for N1's end instead of failing EAGAIN). */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "fcntl: %s", strerror(errno));
+		r = SGC_ERR_CONNECT;
 		goto out;
 	}
 	*fd_out = fd;
@@ -228,7 +395,12 @@ bad:
 	}
 	goto out;
 io:
-	snprintf(err, errlen, "send: %s", strerror(errno));
+	if (st == -2) {
+		snprintf(err, errlen, "timeout sending to the proxy");
+		r = SGC_ERR_TIMEOUT;
+	} else {
+		snprintf(err, errlen, "send: %s", strerror(errno));
+	}
 out:
 	close(fd);
 	return r;

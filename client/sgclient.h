@@ -3,7 +3,13 @@
  * programs that want a TRANSPARENT association (or any SOCKS5 request)
  * without an event loop.  Link with libsgclient.a (and s5proto).
  *
- * Every call is bounded by opts->timeout_ms.
+ * Every call is bounded by opts->timeout_ms, from start to return: the
+ * proxy's name lookup, the connect, each write and each read share that
+ * one deadline.  A numeric proxy_host is used as it is, without any
+ * lookup.  A name is looked up with the system resolver (getaddrinfo_a(3):
+ * /etc/hosts, DNS, NSS) on glibc's helper threads; if the deadline passes
+ * first the call returns SGC_ERR_TIMEOUT at once and the lookup finishes
+ * (and frees its memory) in the background.
  */
 #ifndef SOCKSGATE_SGCLIENT_H
 #define SOCKSGATE_SGCLIENT_H
@@ -18,7 +24,7 @@ struct sgc_opts {
 	uint16_t proxy_port;	/* 0: 1080 */
 	const char *user;	/* NULL: offer NO AUTH only */
 	const char *password;
-	int timeout_ms; /* 0: 10 s */
+	int timeout_ms; /* the whole call; 0: 10 s */
 };
 
 enum sgc_result {
@@ -28,15 +34,19 @@ enum sgc_result {
 	SGC_ERR_METHOD,	  /* no acceptable method (X'FF') */
 	SGC_ERR_AUTH,	  /* RFC 1929 status != 0 */
 	SGC_ERR_REFUSED,  /* the reply code was not X'00' */
-	SGC_ERR_TIMEOUT,
+	SGC_ERR_TIMEOUT,  /* timeout_ms passed (lookup, connect or exchange) */
 	SGC_ERR_ARG,
 };
 
 /*
- * Connects to the proxy, negotiates, sends req and reads the reply.  On
- * SGC_OK *fd is the open control connection (N1): for TRANSPARENT, keep
- * it open as long as the relay is wanted; close() ends it.  *reply holds
- * the reply whenever one was received (also for SGC_ERR_REFUSED).
+ * Connects to the proxy, negotiates, sends req and reads the reply, within
+ * o->timeout_ms.  On SGC_OK *fd is the open control connection (N1), in
+ * blocking mode (O_NONBLOCK clear; set it yourself for an event loop) and
+ * close-on-exec, owned by the caller: for TRANSPARENT, keep it open as
+ * long as the relay is wanted; close() ends it.  Bytes that follow the
+ * reply are left unread on it (CONNECT data).  *reply holds the reply
+ * whenever one was received (also for SGC_ERR_REFUSED).  Otherwise no
+ * descriptor is left open and err says what failed.
  */
 enum sgc_result sgc_request(const struct sgc_opts *o,
 			    const struct s5_request *req,

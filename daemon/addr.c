@@ -85,6 +85,65 @@ int addr_parse(const char *ip, uint16_t port, struct sockaddr_storage *ss)
 	return -1;
 }
 
+enum addr_literal addr_literal_parse(const char *name,
+				     struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage tmp;
+	char buf[INET6_ADDRSTRLEN];
+	size_t n = strlen(name);
+	bool numeric = n > 0;
+
+	if (ss == NULL)
+		ss = &tmp;
+	if (name[0] == '[' || strchr(name, ':') != NULL) {
+		/* IPv6, optionally bracketed as in a URL; no zone id. */
+		if (name[0] == '[') {
+			if (n < 3 || name[n - 1] != ']')
+				return ADDR_LITERAL_BAD;
+			name++;
+			n -= 2;
+		}
+		if (n >= sizeof(buf) || memchr(name, '%', n) != NULL)
+			return ADDR_LITERAL_BAD;
+		memcpy(buf, name, n);
+		buf[n] = '\0';
+		memset(ss, 0, sizeof(*ss));
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		if (inet_pton(AF_INET6, buf, &s6->sin6_addr) != 1)
+			return ADDR_LITERAL_BAD;
+		s6->sin6_family = AF_INET6;
+		return ADDR_LITERAL_ADDR;
+	}
+	for (size_t i = 0; i < n && numeric; i++)
+		numeric = (name[i] >= '0' && name[i] <= '9') || name[i] == '.';
+	if (!numeric)
+		return ADDR_LITERAL_NONE;
+	/* glibc's inet_pton(AF_INET) takes exactly a.b.c.d, each 0-255
+	 * without leading zeros. */
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	if (inet_pton(AF_INET, name, &s4->sin_addr) != 1)
+		return ADDR_LITERAL_BAD;
+	s4->sin_family = AF_INET;
+	return ADDR_LITERAL_ADDR;
+}
+
+enum addr_literal addr_s5_literal(struct s5_addr *a)
+{
+	struct sockaddr_storage ss;
+	enum addr_literal k;
+	uint16_t port = a->port;
+
+	if (a->atyp != S5_ATYP_DOMAIN)
+		return ADDR_LITERAL_NONE;
+	k = addr_literal_parse(a->u.dom.name, &ss);
+	if (k == ADDR_LITERAL_ADDR) {
+		addr_to_s5((struct sockaddr *)&ss, a);
+		a->port = port;
+	}
+	return k;
+}
+
 void addr_unmap(struct sockaddr_storage *ss)
 {
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;

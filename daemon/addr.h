@@ -32,6 +32,38 @@ const char *addr_str(const struct sockaddr *sa, char *out, size_t cap);
 const char *addr_ip_str(const struct sockaddr *sa, char *out, size_t cap);
 /* Numeric IPv4 or IPv6 text to a sockaddr; 0 or -1. */
 int addr_parse(const char *ip, uint16_t port, struct sockaddr_storage *ss);
+
+/* What a requested name is, before anyone resolves it. */
+enum addr_literal {
+	ADDR_LITERAL_NONE = 0, /* an ordinary name: resolve it */
+	ADDR_LITERAL_ADDR,     /* an address literal: *ss holds it, port 0 */
+	ADDR_LITERAL_BAD,      /* shaped like an address but not one we use:
+				* "not found", without asking DNS */
+};
+/*
+ * Classifies a name (NUL-terminated, as a client sent it) so that address
+ * literals never reach a resolver:
+ *   "198.18.1.2"            strict dotted quad (inet_pton)    -> ADDR
+ *   "2001:db8::5", "[2001:db8::5]"  IPv6 (inet_pton)          -> ADDR
+ *   "::ffff:198.18.1.2"     IPv6, IPv4-mapped, kept as written -> ADDR
+ *   "fe80::1%eth0"          zone id: the rules cannot name an
+ *                           interface, and a wire address has none -> BAD
+ *   other names with ':' or '[': not host names (RFC 1123)    -> BAD
+ *   digits and dots only, not a strict quad ("198.18.1",
+ *   "010.0.0.1", "3221225985"): inet_aton forms that a resolver
+ *   might read otherwise, and never a DNS name (RFC 3696 2)   -> BAD
+ *   anything else                                             -> NONE
+ * ss may be NULL.  Pure.
+ */
+enum addr_literal addr_literal_parse(const char *name,
+				     struct sockaddr_storage *ss);
+/*
+ * If a is a name (ATYP X'03') holding an address literal, rewrites it in
+ * place as the IPv4 or IPv6 wire address, port kept, so that the request
+ * is handled exactly as if the client had sent the literal.  Returns the
+ * classification of the name; ADDR_LITERAL_NONE for a non-name.
+ */
+enum addr_literal addr_s5_literal(struct s5_addr *a);
 /* Rewrites an IPv4-mapped IPv6 address (::ffff:a.b.c.d) as plain IPv4. */
 void addr_unmap(struct sockaddr_storage *ss);
 /* IPv4/IPv6 wire address to sockaddr; -1 for a domain name. */

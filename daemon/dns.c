@@ -5,6 +5,8 @@
  */
 #include "dns.h"
 
+#include "addr.h"
+
 #include <ares.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -165,6 +167,9 @@ static void dns_done(void *arg, int status, int timeouts,
 				continue;
 			memset(&addrs[n], 0, sizeof(addrs[n]));
 			memcpy(&addrs[n], ai->ai_addr, ai->ai_addrlen);
+			/* An AAAA ::ffff:a.b.c.d is a.b.c.d: the rules must
+			 * see the IPv4 address the connection will reach. */
+			addr_unmap(&addrs[n]);
 			n++;
 		}
 		if (n == 0)
@@ -184,12 +189,40 @@ static void dns_done(void *arg, int status, int timeouts,
 	free(q);
 }
 
+/* Answers an address literal (or an address-shaped name) without c-ares:
+ * c-ares 1.18 sends "198.18.1.2" asked for AF_UNSPEC, "[2001:db8::5]" and
+ * "fe80::1%eth0" to the DNS servers, leaking the destination and failing
+ * only after the resolver timed out.  Returns false for other names. */
+static bool dns_literal(const char *name, int family, dns_cb cb, void *arg,
+			struct dns_query **handle)
+{
+	struct sockaddr_storage ss;
+	enum addr_literal k = addr_literal_parse(name, &ss);
+
+	if (k == ADDR_LITERAL_NONE)
+		return false;
+	*handle = NULL;
+	if (k == ADDR_LITERAL_ADDR) {
+		addr_unmap(&ss); /* as dns_done does */
+		/* As a resolver would: no address of the wanted family. */
+		if (family == AF_UNSPEC || family == ss.ss_family) {
+			cb(arg, DNS_OK, &ss, 1);
+			return true;
+		}
+	}
+	cb(arg, DNS_NOTFOUND, NULL, 0);
+	return true;
+}
+
 int dns_resolve(struct dns *d, const char *name, int family, dns_cb cb,
 		void *arg, struct dns_query **handle)
 {
 	struct ares_addrinfo_hints hints;
-	struct dns_query *q = calloc(1, sizeof(*q));
+	struct dns_query *q;
 
+	if (dns_literal(name, family, cb, arg, handle))
+		return 0;
+	q = calloc(1, sizeof(*q));
 	if (q == NULL)
 		return -1;
 	q->d = d;

@@ -31,9 +31,16 @@ void dns_free(struct dns *d);
 /*
  * Starts a lookup.  family: AF_INET, AF_INET6 or AF_UNSPEC.  *handle is
  * set to the pending query and reset to NULL just before cb runs (which
- * may happen before dns_resolve returns, for names in /etc/hosts), so the
- * caller's handle is always either pending or NULL.  Returns -1 on
- * allocation failure (cb is then never called).
+ * may happen before dns_resolve returns, for names in /etc/hosts and for
+ * address literals), so the caller's handle is always either pending or
+ * NULL.  Returns -1 on allocation failure (cb is then never called).
+ *
+ * Address literals ("198.18.1.2", "2001:db8::5", "[2001:db8::5]", see
+ * addr_literal_parse) are answered at once, never sent to a server: DNS_OK
+ * with that address if it is of the wanted family, else DNS_NOTFOUND, as
+ * a resolver would.  Address-shaped names that are no usable address
+ * ("fe80::1%eth0", "198.18.1") get DNS_NOTFOUND at once.  IPv4-mapped
+ * IPv6 answers (literal or not) are given as IPv4 addresses.
  */
 int dns_resolve(struct dns *d, const char *name, int family, dns_cb cb,
 		void *arg, struct dns_query **handle);

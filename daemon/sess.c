@@ -314,6 +314,14 @@ static void sess_request(struct sess *s)
 	char dst[300];
 
 	s->cmd = s->setup->req.cmd;
+	/* Address literals sent as names (Chromium, torsocks) are literals:
+	 * no lookup, no name for the rules or the logs, same checks. */
+	if (addr_s5_literal(&s->setup->req.dst) == ADDR_LITERAL_ADDR)
+		log_debug("session %llu: DST name is an address literal",
+			  (unsigned long long)s->id);
+	if (addr_s5_literal(&s->setup->req.src) == ADDR_LITERAL_ADDR)
+		log_debug("session %llu: S.ADDR name is an address literal",
+			  (unsigned long long)s->id);
 	s5_addr_str(&s->setup->req.dst, dst, sizeof(dst));
 	s->dst = strdup(dst);
 	if (s->setup->req.dst.atyp == S5_ATYP_DOMAIN)

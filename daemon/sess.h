@@ -79,6 +79,7 @@ struct sess_conn {
 	ev_io cw; /* outbound connect in progress */
 	int lfd;  /* BIND: the listening socket */
 	ev_io lw;
+	ev_timer lretry; /* BIND: accept paused after EMFILE */
 	struct sockaddr_storage target;
 	struct relay relay;
 };

@@ -17,6 +17,9 @@
 #include "sess.h"
 #include "srv.h"
 
+/* As srv's listeners: how long accept rests when descriptors run out. */
+#define BIND_ACCEPT_RETRY 0.5
+
 static void bind_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct sess *s = w->data;
@@ -27,6 +30,14 @@ static void bind_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		 (unsigned long long)s->id, s->srv->cfg.timeout_bind);
 	sess_connect_stop(s);
 	sess_reply(s, S5_REP_TTL_EXPIRED, NULL);
+}
+
+static void bind_accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sess *s = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &s->conn->lw);
 }
 
 static void bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -41,8 +52,20 @@ static void bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	fd = accept4(c->lfd, (struct sockaddr *)&peer, &pl,
 		     SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		/* The connection stays queued and the listener readable:
+		 * watching it now would spin.  Retry later, as srv does;
+		 * `timeout bind` still bounds the wait. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_warn("session %llu: BIND accept: pausing for %.1fs",
+				 (unsigned long long)s->id, BIND_ACCEPT_RETRY);
+			ev_io_stop(loop, &c->lw);
+			ev_timer_set(&c->lretry, BIND_ACCEPT_RETRY, 0.);
+			ev_timer_start(loop, &c->lretry);
+		}
 		return;
+	}
 	addr_unmap(&peer);
 	/* Only the expected peer (unless the request left it unspecified). */
 	if (!addr_is_unusable_bnd((struct sockaddr *)&c->target) &&
@@ -121,6 +144,8 @@ static void bind_listen(struct sess *s)
 	addr_unmap(&la);
 	ev_io_init(&c->lw, bind_accept_cb, c->lfd, EV_READ);
 	c->lw.data = s;
+	ev_init(&c->lretry, bind_accept_retry_cb);
+	c->lretry.data = s;
 	ev_io_start(srv->loop, &c->lw);
 	s->state = SESS_BIND_WAIT;
 	sess_reply(s, S5_REP_SUCCEEDED, (struct sockaddr *)&la);
@@ -162,7 +187,11 @@ void sess_bind_start(struct sess *s)
 		bind_listen(s);
 		return;
 	}
+	/* The lookup is bounded by the connect timeout (sess_timer_cb
+	 * replies X'04' on expiry), as CONNECT's is. */
 	s->state = SESS_RESOLVING;
+	ev_timer_set(&s->timer, (double)s->srv->cfg.timeout_connect, 0.);
+	ev_timer_start(s->srv->loop, &s->timer);
 	if (dns_resolve(s->srv->dns, s->setup->req.dst.u.dom.name, AF_UNSPEC,
 			bind_resolved, s, &s->dnsq) < 0)
 		sess_reply(s, S5_REP_GENERAL, NULL);

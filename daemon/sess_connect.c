@@ -241,6 +241,8 @@ void sess_connect_start(struct sess *s)
 	ev_io_stop(srv->loop, &s->rd);
 	if (s->setup->req.dst.atyp != S5_ATYP_DOMAIN) {
 		addr_from_s5(&s->setup->req.dst, &s->conn->addrs[0]);
+		/* ::ffff:a.b.c.d reaches a.b.c.d: the rules must see that. */
+		addr_unmap(&s->conn->addrs[0]);
 		s->conn->naddrs = 1;
 		connect_filter_and_go(s, NULL);
 		return;
@@ -261,6 +263,7 @@ void sess_connect_stop(struct sess *s)
 		return;
 	ev_io_stop(s->srv->loop, &s->conn->cw);
 	ev_io_stop(s->srv->loop, &s->conn->lw);
+	ev_timer_stop(s->srv->loop, &s->conn->lretry);
 	if (s->conn->lfd >= 0) {
 		close(s->conn->lfd);
 		s->conn->lfd = -1;

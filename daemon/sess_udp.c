@@ -143,8 +143,16 @@ static void udp_from_client(struct sess *s, const uint8_t *buf, size_t n)
 		u->dropped_frag++; /* no reassembly (RFC 1928 allows that) */
 		return;
 	}
+	/* Address literals sent as names are literals: no lookup, no name
+	 * for the rules; address-shaped names that are none never resolve. */
+	if (addr_s5_literal(&h.dst) == ADDR_LITERAL_BAD) {
+		u->dropped_bad++;
+		return;
+	}
 	if (h.dst.atyp != S5_ATYP_DOMAIN) {
 		addr_from_s5(&h.dst, &dst);
+		/* ::ffff:a.b.c.d reaches a.b.c.d: the rules must see that. */
+		addr_unmap(&dst);
 		udp_forward(s, (struct sockaddr *)&dst, NULL, buf + hl, n - hl);
 		return;
 	}
