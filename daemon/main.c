@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "cfg.h"
+#include "ct_probe.h"
 #include "log.h"
 #include "srv.h"
 
@@ -25,6 +26,20 @@ static void usage(FILE *f)
 		"  -n       check the configuration and exit 0 or 1\n"
 		"  -d       debug logging (overrides log-level)\n"
 		"  -V       print the version\n");
+}
+
+/* Warns about each enabled PTCL the kernel cannot relay (refused X'09'). */
+static void warn_unrelayable(const struct cfg *c)
+{
+	for (int p = 1; p < 256; p++) {
+		const char *why = c->ptcl_enabled[p]
+					  ? ct_relay_unsupported((uint8_t)p)
+					  : NULL;
+		if (why)
+			log_warnx("transparent-protocols: PTCL %d is refused "
+				  "(X'09'): %s",
+				  p, why);
+	}
 }
 
 int main(int argc, char **argv)
@@ -74,6 +89,7 @@ int main(int argc, char **argv)
 		if (srv_load_users(&srv.cfg, &db) < 0)
 			return 1;
 		auth_free(db);
+		warn_unrelayable(&srv.cfg);
 		cfg_free(&srv.cfg);
 		printf("%s: configuration OK\n", path);
 		return 0;
@@ -93,6 +109,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_info("socksgated %s started", SOCKSGATE_VERSION);
+	warn_unrelayable(&srv.cfg);
 	srv_run(&srv);
 	srv_free(&srv);
 	ev_loop_destroy(loop);

@@ -39,6 +39,9 @@ uint8_t sess_check_transparent(const struct tp_check_in *in,
 	if (!c->ptcl_enabled[in->ptcl])
 		return refuse(out, S5_REP_PTCL_UNSUPPORTED,
 			      "PTCL not enabled (transparent-protocols)");
+	if (in->ptcl_unsupported != NULL)
+		return refuse(out, S5_REP_PTCL_UNSUPPORTED,
+			      in->ptcl_unsupported);
 	if (in->src->sa_family != in->dst->sa_family)
 		return refuse(out, S5_REP_ATYP_UNSUPPORTED,
 			      "S.ADDR and DST.ADDR of different families");

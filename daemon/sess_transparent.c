@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "assoc.h"
+#include "ct_probe.h"
 #include "log.h"
 #include "sess.h"
 #include "sess_check.h"
@@ -176,6 +177,14 @@ void sess_transparent_start(struct sess *s)
 		sess_reply(s, S5_REP_PTCL_UNSUPPORTED, NULL);
 		return;
 	}
+	/* Never grant what the kernel cannot relay (ct_probe.h). */
+	const char *why = ct_relay_unsupported(s->setup->req.ptcl);
+	if (why != NULL) {
+		log_info("session %llu: TRANSPARENT ptcl %u refused (0x09): %s",
+			 (unsigned long long)s->id, s->setup->req.ptcl, why);
+		sess_reply(s, S5_REP_PTCL_UNSUPPORTED, NULL);
+		return;
+	}
 	memset(&s->setup->tp_src, 0, sizeof(s->setup->tp_src));
 	memset(&s->setup->tp_dst, 0, sizeof(s->setup->tp_dst));
 	if (s->setup->req.src.atyp != S5_ATYP_DOMAIN)
@@ -218,6 +227,10 @@ void sess_transparent_recheck(struct srv *srv)
 {
 	uint32_t *ids = NULL;
 	size_t n = 0, cap = 0;
+	/* The kernel may have changed (nf_conntrack_checksum): probe each
+	 * PTCL in use once per reload. */
+	const char *unsupported[256] = {NULL};
+	bool probed[256] = {false};
 
 	/* Decide for all first: ending one frees its session. */
 	for (struct sess *s = srv->sessions; s; s = s->next) {
@@ -227,6 +240,10 @@ void sess_transparent_recheck(struct srv *srv)
 		if (s->state != SESS_TRANSPARENT || s->assoc == NULL)
 			continue;
 		assoc_get_info(s->assoc, &ai);
+		if (!probed[ai.proto]) {
+			unsupported[ai.proto] = ct_relay_unsupported(ai.proto);
+			probed[ai.proto] = true;
+		}
 		struct tp_check_in in = {
 			.cfg = &srv->cfg,
 			.peer = &s->peer.sa,
@@ -236,6 +253,7 @@ void sess_transparent_recheck(struct srv *srv)
 			.dst = (struct sockaddr *)&ai.dst,
 			.dst_name = s->dst_name,
 			.user = s->authed ? s->user : NULL,
+			.ptcl_unsupported = unsupported[ai.proto],
 		};
 		if (sess_check_transparent(&in, &out) == S5_REP_SUCCEEDED)
 			continue;

@@ -9,8 +9,9 @@
 
 #include <arpa/inet.h>
 #include <linux/netfilter.h>
-#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -223,14 +224,20 @@ static void add_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
 	nftnl_rule_add_expr(r, e);
 }
 
-static void add_cmp(struct nftnl_rule *r, uint32_t sreg, const void *data,
-		    uint32_t len)
+static void add_cmp_op(struct nftnl_rule *r, uint32_t op, uint32_t sreg,
+		       const void *data, uint32_t len)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
 	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
 	nftnl_rule_add_expr(r, e);
+}
+
+static void add_cmp(struct nftnl_rule *r, uint32_t sreg, const void *data,
+		    uint32_t len)
+{
+	add_cmp_op(r, NFT_CMP_EQ, sreg, data, len);
 }
 
 static void add_lookup(struct nftnl_rule *r, enum fw_set_kind k, int family,
@@ -294,6 +301,31 @@ static struct nftnl_rule *rule_new(enum fw_chain_kind k)
 	return r;
 }
 
+/* ip daddr . th dport @bound4   (the packet is to a bound endpoint) */
+static void add_bound_match(struct nftnl_rule *r, int family)
+{
+	uint32_t w = (uint32_t)addr_words(family);
+
+	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, daddr_off(family), 4 * w,
+		    R(0));
+	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R(w));
+	add_lookup(r, FW_SET_BOUND, family, 0, false);
+}
+
+/* counter name "dropped" drop */
+static void add_count_drop(struct nftnl_rule *r)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("objref");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+	nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, FW_COUNTER_DROPPED);
+	nftnl_rule_add_expr(r, e);
+	e = nftnl_expr_alloc("immediate");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_DROP);
+	nftnl_rule_add_expr(r, e);
+}
+
 /*
  * ip daddr . th dport @bound4
  *   ip saddr . meta l4proto . th sport . ip daddr . th dport != @assoc4
@@ -302,24 +334,48 @@ static struct nftnl_rule *rule_new(enum fw_chain_kind k)
 static struct nftnl_rule *guard_rule(int family)
 {
 	struct nftnl_rule *r = rule_new(FW_CHAIN_GUARD);
-	uint32_t w = (uint32_t)addr_words(family);
-	struct nftnl_expr *e;
 
 	add_family_match(r, family);
-	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, daddr_off(family), 4 * w,
-		    R(0));
-	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R(w));
-	add_lookup(r, FW_SET_BOUND, family, 0, false);
+	add_bound_match(r, family);
 	add_assoc_key(r, family);
 	add_lookup(r, FW_SET_ASSOC, family, 0, true);
-	e = nftnl_expr_alloc("objref");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
-	nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, FW_COUNTER_DROPPED);
+	add_count_drop(r);
+	return r;
+}
+
+/*
+ * ct state invalid,untracked ip daddr . th dport @bound4
+ *   counter name "dropped" drop
+ *
+ * A packet conntrack judged invalid (bad checksum, out of window, ...) or
+ * did not track is never NATed: without this rule it would reach the
+ * gateway's own stack, which answers a bound endpoint with an ICMP port
+ * unreachable or a TCP RST (telling a prober the port exists, and a RST
+ * can break the client's relayed connection).  The cheap state test comes
+ * first, so valid packets skip the set lookup.
+ */
+static struct nftnl_rule *guard_invalid_rule(int family)
+{
+	struct nftnl_rule *r = rule_new(FW_CHAIN_GUARD);
+	struct nftnl_expr *e;
+	uint32_t bits = NF_CT_STATE_INVALID_BIT | NF_CT_STATE_UNTRACKED_BIT;
+	uint32_t zero = 0;
+
+	add_family_match(r, family);
+	e = nftnl_expr_alloc("ct");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
 	nftnl_rule_add_expr(r, e);
-	e = nftnl_expr_alloc("immediate");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_DROP);
+	e = nftnl_expr_alloc("bitwise");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &bits, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
 	nftnl_rule_add_expr(r, e);
+	add_cmp_op(r, NFT_CMP_NEQ, NFT_REG_1, &zero, 4);
+	add_bound_match(r, family);
+	add_count_drop(r);
 	return r;
 }
 
@@ -443,6 +499,7 @@ size_t fw_build_rules(enum fw_chain_kind k, int family,
 		 * of two set lookups per packet. */
 		if (family == AF_INET)
 			out[n++] = guard_marked_rule();
+		out[n++] = guard_invalid_rule(family);
 		out[n++] = guard_rule(family);
 		break;
 	case FW_CHAIN_PRE:

@@ -10,8 +10,10 @@
  *   map markF   assoc key : mark
  * counter dropped, and three base chains:
  *   guard (filter prerouting -150): our ct mark -> accept (flows that
- *         passed already); to a bound endpoint but not an association's
- *         exact key -> count, drop (silently: no RST/ICMP)
+ *         passed already); to a bound endpoint but conntrack state invalid
+ *         or untracked (it would not be NATed) -> count, drop; to a bound
+ *         endpoint but not an association's exact key -> count, drop
+ *         (silently: no RST/ICMP)
  *   pre   (nat prerouting dstnat): ct mark from markF, dnat from dnatF
  *   post  (nat postrouting srcnat): our ct mark -> masquerade | snat | -
  * Per-packet cost is a fixed number of hash lookups whatever the number of

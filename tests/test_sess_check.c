@@ -113,3 +113,26 @@ Test(sess_check, ptcl_checked_first)
 			   "2001:db8:1::2", 7000, 47, &o),
 		     S5_REP_PTCL_UNSUPPORTED);
 }
+
+Test(sess_check, unrelayable_ptcl_gets_x09)
+{
+	struct tp_check_out o;
+	struct tp_check_in in = {.cfg = &C,
+				 .peer = (struct sockaddr *)&peer,
+				 .local = (struct sockaddr *)&local,
+				 .ptcl = 33,
+				 .src = (struct sockaddr *)&src,
+				 .dst = (struct sockaddr *)&dst,
+				 .ptcl_unsupported = "no DCCP conntrack"};
+
+	/* Enabled, allowed, well-formed: only the kernel's answer refuses. */
+	setup_cfg("rule allow\ntransparent-protocols tcp dccp\n");
+	addr_parse("198.18.0.2", 5555, &peer);
+	addr_parse("198.18.0.1", 1080, &local);
+	addr_parse("198.18.0.2", 4000, &src);
+	addr_parse("198.18.1.2", 7000, &dst);
+	cr_assert_eq(sess_check_transparent(&in, &o), S5_REP_PTCL_UNSUPPORTED);
+	cr_assert_str_eq(o.why, "no DCCP conntrack");
+	in.ptcl_unsupported = NULL;
+	cr_assert_eq(sess_check_transparent(&in, &o), S5_REP_SUCCEEDED);
+}
