@@ -27,6 +27,8 @@
 
 #include <arpa/inet.h>
 
+#include "ptcl.h"
+#include "sg_defaults.h"
 #include "sgclient.h"
 
 #define EXIT_ERROR 1
@@ -61,49 +63,25 @@ static void usage(FILE *f)
 		   "       socksgate list [--json] [--control PATH]\n"
 		   "       socksgate stats [--json] [--control PATH]\n"
 		   "       socksgate close ASSOCIATION-ID [--control PATH]\n"
-		   "Query socksgated's control socket (default "
-		   "/run/socksgate/control.sock).\n");
+		   "Query socksgated's control socket (default " SG_CONTROL_PATH
+		   ").\n");
 }
 
+/* A protocol for --proto: a name, or a number (0 allowed: the server
+ * then says X'09'). */
 static int parse_proto(const char *s)
 {
-	static const struct {
-		const char *n;
-		int v;
-	} names[] = {{"tcp", 6},
-		     {"udp", 17},
-		     {"sctp", 132},
-		     {"udplite", 136},
-		     {"dccp", 33}};
-	char *end;
-	long v;
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].n) == 0)
-			return names[i].v;
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v < 0 || v > 255)
-		return -1;
-	return (int)v;
+	return ptcl_parse(s, 1);
 }
 
 static const char *proto_name(int p, char *buf, size_t cap)
 {
-	switch (p) {
-	case 6:
-		return "tcp";
-	case 17:
-		return "udp";
-	case 132:
-		return "sctp";
-	case 136:
-		return "udplite";
-	case 33:
-		return "dccp";
-	default:
-		snprintf(buf, cap, "%d", p);
-		return buf;
-	}
+	const char *n = ptcl_name((uint8_t)p);
+
+	if (n)
+		return n;
+	snprintf(buf, cap, "%u", (unsigned)(uint8_t)p);
+	return buf;
 }
 
 static int read_password(const char *path, char *out, size_t cap)
@@ -332,7 +310,7 @@ static int cmd_transparent(int argc, char **argv)
 /* socksgate list|stats [--json] | close ID  [--control PATH] */
 static int cmd_control(int argc, char **argv)
 {
-	const char *path = "/run/socksgate/control.sock", *id = NULL;
+	const char *path = SG_CONTROL_PATH, *id = NULL;
 	bool json = false;
 	char req[128], buf[65536];
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};

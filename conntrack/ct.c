@@ -2,6 +2,7 @@
  * ct: see ct.h.
  */
 #include "ct.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -90,15 +91,9 @@ static int collect_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *c,
 	struct collect *col = data;
 
 	(void)type;
-	if (col->n == col->cap) {
-		size_t nc = col->cap ? col->cap * 2 : 64;
-		struct nf_conntrack **nv = realloc(col->v, nc * sizeof(*nv));
-		if (nv == NULL) {
-			col->oom = true;
-			return NFCT_CB_CONTINUE;
-		}
-		col->v = nv;
-		col->cap = nc;
+	if (grow(&col->v, &col->cap, col->n + 1, sizeof(*col->v), 64) < 0) {
+		col->oom = true;
+		return NFCT_CB_CONTINUE;
 	}
 	col->v[col->n] = nfct_clone(c);
 	if (col->v[col->n])

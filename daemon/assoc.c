@@ -324,12 +324,9 @@ static void assoc_free(struct assoc *a)
 static void assoc_log_end(struct assoc *a)
 {
 	char f[300];
-	struct assoc_count c = a->done;
+	struct track_count c;
 
-	c.packets_orig += a->cur.packets_orig;
-	c.bytes_orig += a->cur.bytes_orig;
-	c.packets_reply += a->cur.packets_reply;
-	c.bytes_reply += a->cur.bytes_reply;
+	track_flow_counts(&a->tf, &c);
 	flow_str(&a->flow, f, sizeof(f));
 	a->t->stats.ended[a->end]++;
 	log_info("assoc %u end: session %llu %s reason %s duration %.3fs "
@@ -440,6 +437,12 @@ void assoc_close(struct assoc *a, enum assoc_end why)
 		/* Nothing in the kernel yet. */
 		assoc_free(a);
 		return;
+	case ASSOC_INSTALLING:
+		/* Closed from another owner's callback while its transaction
+		 * is being answered: flush_adds() carries it out. */
+		a->close_asked = true;
+		a->end = why;
+		return;
 	case ASSOC_LIVE:
 		a->end = why;
 		if (t->shutting_down) {
@@ -520,13 +523,16 @@ static void add_done(struct assoc *a)
 	free(a->comment);
 	a->comment = NULL;
 	a->flow.comment = NULL;
-	a->last_activity = ev_now(t->loop);
+	if (t->track)
+		track_flow_init(t->track, &a->tf);
 	t->stats.opened++;
 	flow_sockaddr(a->flow.family, a->flow.baddr, a->flow.bport, &bnd);
 	flow_str(&a->flow, f, sizeof(f));
 	log_info("assoc %u start: session %llu %s", a->id,
 		 (unsigned long long)a->session_id, f);
 	tell_ready(a, S5_REP_SUCCEEDED, (struct sockaddr *)&bnd);
+	if (a->close_asked) /* its owner left while it was installed */
+		assoc_close(a, a->end);
 }
 
 /* Transactions tried for one set of pending associations: a refused
@@ -568,6 +574,7 @@ static void flush_adds(struct assoc_table *t)
 	while (t->pending_add.head) {
 		struct assoc *a = t->pending_add.head;
 		list_remove(a);
+		a->state = ASSOC_INSTALLING;
 		v[m++] = a;
 	}
 	for (int round = 0; round < ADD_ROUNDS && m > 0; round++) {
@@ -602,7 +609,7 @@ static void flush_adds(struct assoc_table *t)
 				add_doubtful(a);
 				break;
 			case FW_NOT_DONE:
-				if (round + 1 < ADD_ROUNDS)
+				if (round + 1 < ADD_ROUNDS && !a->close_asked)
 					v[k++] = a; /* again, without the others
 						     */
 				else
@@ -671,9 +678,10 @@ static void flush_dels(struct assoc_table *t)
 			log_warn("assoc %u: deleting its conntrack entry; a "
 				 "dump will find it",
 				 a->id);
-			assoc_track_repair_soon(t);
+			if (t->track)
+				track_repair_soon(t->track);
 		} else {
-			assoc_track_final(a, &last);
+			track_flow_final(&a->tf, &tu, &last);
 		}
 		assoc_log_end(a);
 		a->state = ASSOC_QUARANTINE;
@@ -695,6 +703,8 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)revents;
 	ev_prepare_stop(loop, w);
+	if (t->fw == NULL)
+		return; /* shut down */
 	ev_now_update(loop);
 	ev_tstamp t0 = ev_now(loop);
 	t->in_flush = true;
@@ -723,6 +733,10 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	char err[256] = "";
 
 	(void)revents;
+	if (t->fw == NULL) {
+		ev_timer_stop(loop, w);
+		return; /* shut down */
+	}
 	for (struct assoc *a = t->quarantine.head; a; a = a->next)
 		if (a->until <= now)
 			n++;
@@ -785,6 +799,50 @@ static void snat_from_cfg(const struct cfg *c, struct fw_snat *s)
 	}
 }
 
+/* --- flow tracking: the table as track.c sees it ------------------- */
+
+static enum track_owner track_lookup(void *arg, uint32_t id,
+				     struct track_flow **tf,
+				     struct ct_tuple *key)
+{
+	struct assoc *a = assoc_find(arg, id);
+
+	if (a == NULL || a->state == ASSOC_QUARANTINE)
+		return TRACK_OWNER_NONE; /* its relay is gone */
+	if (a->state != ASSOC_LIVE)
+		return TRACK_OWNER_BUSY;
+	*tf = &a->tf;
+	assoc_flow_tuple(&a->flow, key);
+	return TRACK_OWNER_LIVE;
+}
+
+static void track_each(void *arg,
+		       void (*fn)(void *ctx, uint32_t id, uint8_t proto,
+				  struct track_flow *tf),
+		       void *ctx)
+{
+	struct assoc_table *t = arg;
+
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct assoc *a = t->buckets[i]; a; a = a->hnext)
+			if (a->state == ASSOC_LIVE)
+				fn(ctx, a->id, a->flow.proto, &a->tf);
+}
+
+static void track_ended(void *arg, uint32_t id, enum track_end why)
+{
+	static const enum assoc_end map[] = {
+		[TRACK_END_TARGET_FIN] = ASSOC_END_TARGET_FIN,
+		[TRACK_END_FLOW_END] = ASSOC_END_FLOW_END,
+		[TRACK_END_IDLE] = ASSOC_END_IDLE,
+	};
+
+	assoc_terminate_id(arg, id, map[why]);
+}
+
+static const struct track_cbs track_cbs = {track_lookup, track_each,
+					   track_ended};
+
 struct assoc_table *assoc_table_new(struct ev_loop *loop, const struct cfg *cfg,
 				    bool *fatal)
 {
@@ -810,7 +868,6 @@ struct assoc_table *assoc_table_new(struct ev_loop *loop, const struct cfg *cfg,
 	ev_init(&t->sweep, sweep_cb);
 	t->sweep.repeat = ASSOC_SWEEP_SECS;
 	t->sweep.data = t;
-	assoc_track_init(t);
 	snat_from_cfg(cfg, &t->snat);
 	assoc_table_reconfigure(t, cfg);
 	/* Claim the table before touching anything: if another live
@@ -843,7 +900,12 @@ struct assoc_table *assoc_table_new(struct ev_loop *loop, const struct cfg *cfg,
 		log_info("deleted %d conntrack entries left by an earlier run",
 			 purged);
 	log_info("nftables table inet %s installed", FW_TABLE);
-	assoc_track_open(t, cfg);
+	t->track = track_new(loop, t->ct, &track_cbs, t);
+	if (t->track == NULL) {
+		assoc_table_free(t);
+		return NULL;
+	}
+	track_start(t->track, cfg);
 	return t;
 }
 
@@ -855,7 +917,8 @@ void assoc_table_reconfigure(struct assoc_table *t, const struct cfg *cfg)
 	t->port_hi = cfg->relay_port_hi;
 	t->max = cfg->max_associations;
 	t->sock_kinds = local_kinds();
-	assoc_track_reconfigure(t, cfg);
+	if (t->track)
+		track_reconfigure(t->track, cfg);
 	snat_from_cfg(cfg, &snat);
 	/* The whole setting counts (mode and addresses), not the mode. */
 	if (t->fw && memcmp(&snat, &t->snat, sizeof(snat)) != 0) {
@@ -879,8 +942,12 @@ void assoc_table_shutdown(struct assoc_table *t)
 		return;
 	t->shutting_down = true;
 	/* Last counters for the end log lines, before the flows go. */
-	assoc_table_refresh(t);
-	assoc_track_close(t);
+	if (t->track)
+		track_refresh(t->track);
+	track_stop(t->track);
+	ev_prepare_stop(t->loop, &t->flush);
+	ev_idle_stop(t->loop, &t->kick);
+	ev_timer_stop(t->loop, &t->sweep);
 	/* Closing the owning socket drops the whole table at once, which
 	 * is faster than deleting elements association by association. */
 	fw_close(t->fw);
@@ -891,15 +958,18 @@ void assoc_table_shutdown(struct assoc_table *t)
 			log_info("shutdown: deleted %d conntrack entries",
 				 purged);
 	}
-	/* Associations queued for removal are done now. */
+	/* Associations queued for removal, or quarantined, are done now;
+	 * pending ones are closed by their owners (as live ones). */
 	while (t->pending_del.head) {
 		struct assoc *a = t->pending_del.head;
 		assoc_log_end(a);
 		assoc_free(a);
 	}
+	while (t->quarantine.head)
+		assoc_free(t->quarantine.head);
 }
 
-void assoc_terminate(struct assoc *a, enum assoc_end why)
+static void assoc_terminate(struct assoc *a, enum assoc_end why)
 {
 	void (*ended)(void *, enum assoc_end) = a->cbs.ended;
 	void *arg = a->arg;
@@ -932,14 +1002,31 @@ void assoc_get_info(const struct assoc *a, struct assoc_info *ai)
 	flow_sockaddr(a->flow.family, a->flow.daddr, a->flow.dport, &ai->dst);
 	ai->age = ev_now(a->t->loop) - a->created;
 	ai->state = state_names[a->state];
-	ai->packets_orig = a->done.packets_orig + a->cur.packets_orig;
-	ai->bytes_orig = a->done.bytes_orig + a->cur.bytes_orig;
-	ai->packets_reply = a->done.packets_reply + a->cur.packets_reply;
-	ai->bytes_reply = a->done.bytes_reply + a->cur.bytes_reply;
+	struct track_count c;
+	track_flow_counts(&a->tf, &c);
+	ai->packets_orig = c.packets_orig;
+	ai->bytes_orig = c.bytes_orig;
+	ai->packets_reply = c.packets_reply;
+	ai->bytes_reply = c.bytes_reply;
 }
 
-const struct assoc_stats *assoc_table_stats(const struct assoc_table *t)
+void assoc_table_refresh(struct assoc_table *t)
 {
+	if (t->track && !t->shutting_down)
+		track_refresh(t->track);
+}
+
+const struct assoc_stats *assoc_table_stats(struct assoc_table *t)
+{
+	if (t->track) {
+		const struct track_stats *ts = track_get_stats(t->track);
+		t->stats.events = ts->events;
+		t->stats.event_overruns = ts->event_overruns;
+		t->stats.resyncs = ts->resyncs;
+		t->stats.dump_failures = ts->dump_failures;
+		t->stats.orphans_deleted = ts->orphans_deleted;
+		t->stats.track_errors = ts->errors;
+	}
 	return &t->stats;
 }
 
@@ -960,6 +1047,7 @@ void assoc_table_audit(struct assoc_table *t, struct assoc_audit *out)
 		for (struct assoc *a = t->buckets[i]; a; a = a->hnext) {
 			switch (a->state) {
 			case ASSOC_PENDING:
+			case ASSOC_INSTALLING:
 				out->pending++;
 				continue;
 			case ASSOC_LIVE:
@@ -1023,6 +1111,7 @@ void assoc_table_free(struct assoc_table *t)
 		t->pools = p->next;
 		free(p);
 	}
+	track_free(t->track);
 	ct_close(t->ct);
 	free(t);
 }

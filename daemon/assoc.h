@@ -47,7 +47,8 @@ struct assoc_stats {
 	uint64_t opened, setup_failures;
 	uint64_t ended[ASSOC_END_COUNT];
 	uint64_t event_overruns, resyncs, events;
-	uint64_t conntrack_errors;
+	uint64_t conntrack_errors; /* teardown deletes that failed */
+	uint64_t track_errors;	   /* event socket and dump errors */
 	uint64_t dump_failures;	   /* a failed dump ends nothing */
 	uint64_t orphans_deleted;  /* marked entries of no association */
 	uint64_t kernel_retries;   /* element removals tried again */
@@ -129,7 +130,7 @@ void assoc_table_refresh(struct assoc_table *t);
 void assoc_table_audit(struct assoc_table *t, struct assoc_audit *out);
 /* What `socksgate list` shows of an association. */
 void assoc_get_info(const struct assoc *a, struct assoc_info *ai);
-const struct assoc_stats *assoc_table_stats(const struct assoc_table *t);
+const struct assoc_stats *assoc_table_stats(struct assoc_table *t);
 size_t assoc_table_count(const struct assoc_table *t);
 /* The nftables back end (for its counters), or NULL. */
 struct fw *assoc_table_fw(struct assoc_table *t);

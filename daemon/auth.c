@@ -3,6 +3,7 @@
  * struct crypt_data, so the module holds no static state.
  */
 #include "auth.h"
+#include "grow.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -78,14 +79,9 @@ struct auth_db *auth_parse_buf(const char *buf, size_t len, const char *fname,
 				 fname, lineno);
 			goto fail;
 		}
-		if (db->n == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct auth_user *nu =
-				realloc(db->users, cap * sizeof(*nu));
-			if (nu == NULL)
-				goto oom;
-			db->users = nu;
-		}
+		if (grow(&db->users, &cap, db->n + 1, sizeof(*db->users), 8) <
+		    0)
+			goto oom;
 		struct auth_user *u = &db->users[db->n];
 		u->name = strndup(line, (size_t)(colon - line));
 		u->hash = strndup(colon + 1, ll - (size_t)(colon - line) - 1);

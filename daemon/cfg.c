@@ -16,6 +16,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "grow.h"
 #include "s5_proto.h"
 
 #define CFG_MAX_WORDS 32
@@ -104,15 +105,15 @@ void cfg_defaults(struct cfg *c)
 	c->relay_port_lo = 20000;
 	c->relay_port_hi = 29999;
 	c->snat = CFG_SNAT_MASQUERADE;
-	c->ptcl_enabled[CFG_PTCL_TCP] = true;
-	c->ptcl_enabled[CFG_PTCL_UDP] = true;
+	c->ptcl_enabled[PTCL_TCP] = true;
+	c->ptcl_enabled[PTCL_UDP] = true;
 	c->max_associations = 100000;
 	c->close_on_target_fin = true;
 	/* A TCP (SCTP, DCCP) flow that ended is over; a UDP flow's entry
 	 * also expires after a quiet spell, which need not end the relay. */
-	c->close_on_flow_end[CFG_PTCL_TCP] = true;
-	c->close_on_flow_end[CFG_PTCL_SCTP] = true;
-	c->close_on_flow_end[CFG_PTCL_DCCP] = true;
+	c->close_on_flow_end[PTCL_TCP] = true;
+	c->close_on_flow_end[PTCL_SCTP] = true;
+	c->close_on_flow_end[PTCL_DCCP] = true;
 	snprintf(c->control_path, sizeof(c->control_path), "%s",
 		 CFG_DEFAULT_CONTROL);
 }
@@ -122,26 +123,6 @@ void cfg_free(struct cfg *c)
 	free(c->rules);
 	c->rules = NULL;
 	c->nrules = 0;
-}
-
-int cfg_ptcl_parse(const char *s)
-{
-	static const struct {
-		const char *name;
-		int num;
-	} names[] = {{"tcp", CFG_PTCL_TCP},
-		     {"udp", CFG_PTCL_UDP},
-		     {"sctp", CFG_PTCL_SCTP},
-		     {"udplite", CFG_PTCL_UDPLITE},
-		     {"dccp", CFG_PTCL_DCCP}};
-	unsigned long v;
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].name) == 0)
-			return names[i].num;
-	if (parse_uint(s, 1, 255, &v) == 0)
-		return (int)v;
-	return -1;
 }
 
 static int d_listen(struct cfg_ctx *x, char **w, int n)
@@ -294,14 +275,9 @@ static int d_rule(struct cfg_ctx *x, char **w, int n)
 			return cfg_error(x, "unknown rule keyword '%s'", k);
 		}
 	}
-	if (c->nrules == x->rules_cap) {
-		size_t cap = x->rules_cap ? x->rules_cap * 2 : 16;
-		struct pol_rule *nr = realloc(c->rules, cap * sizeof(*nr));
-		if (nr == NULL)
-			return cfg_error(x, "out of memory");
-		c->rules = nr;
-		x->rules_cap = cap;
-	}
+	if (grow(&c->rules, &x->rules_cap, c->nrules + 1, sizeof(*c->rules),
+		 16) < 0)
+		return cfg_error(x, "out of memory");
 	c->rules[c->nrules++] = r;
 	return 0;
 }
@@ -372,14 +348,14 @@ static int d_snat(struct cfg_ctx *x, char **w, int n)
 
 static int d_ptcl(struct cfg_ctx *x, char **w, int n)
 {
-	static const int ported[] = {CFG_PTCL_TCP, CFG_PTCL_UDP, CFG_PTCL_SCTP,
-				     CFG_PTCL_UDPLITE, CFG_PTCL_DCCP};
+	static const int ported[] = {PTCL_TCP, PTCL_UDP, PTCL_SCTP,
+				     PTCL_UDPLITE, PTCL_DCCP};
 	if (n < 2)
 		return cfg_error(x, "usage: transparent-protocols tcp udp "
 				    "sctp udplite dccp");
 	memset(x->c->ptcl_enabled, 0, sizeof(x->c->ptcl_enabled));
 	for (int i = 1; i < n; i++) {
-		int p = cfg_ptcl_parse(w[i]);
+		int p = ptcl_parse(w[i], 0);
 		bool ok = false;
 		for (size_t j = 0; j < sizeof(ported) / sizeof(ported[0]); j++)
 			ok |= p == ported[j];
@@ -443,7 +419,7 @@ static int d_flow_end(struct cfg_ctx *x, char **w, int n)
 		return 0;
 	}
 	for (int i = 2; i < n; i++) {
-		int p = cfg_ptcl_parse(w[i]);
+		int p = ptcl_parse(w[i], 0);
 		if (p < 0)
 			return cfg_error(x, "unknown protocol '%s'", w[i]);
 		x->c->close_on_flow_end[p] = v;

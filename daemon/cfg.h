@@ -14,19 +14,14 @@
 #include <sys/socket.h>
 
 #include "pol.h"
+#include "ptcl.h"
+#include "sg_defaults.h"
 
-#define CFG_DEFAULT_PATH "/etc/socksgate/socksgated.conf"
-#define CFG_DEFAULT_CONTROL "/run/socksgate/control.sock"
+#define CFG_DEFAULT_PATH SG_CONFIG_PATH
+#define CFG_DEFAULT_CONTROL SG_CONTROL_PATH
 #define CFG_MAX_LISTEN 16
 
 enum cfg_snat { CFG_SNAT_MASQUERADE = 0, CFG_SNAT_ADDRESS, CFG_SNAT_NONE };
-
-/* PTCL numbers TRANSPARENT can relay: protocols with ports. */
-#define CFG_PTCL_TCP 6
-#define CFG_PTCL_UDP 17
-#define CFG_PTCL_DCCP 33
-#define CFG_PTCL_SCTP 132
-#define CFG_PTCL_UDPLITE 136
 
 struct cfg {
 	struct sockaddr_storage listen[CFG_MAX_LISTEN];
@@ -67,6 +62,5 @@ int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen);
 /* Frees what cfg_parse_buf allocated. */
 void cfg_free(struct cfg *c);
 /* "tcp" -> 6 ...; -1 if unknown. Also accepts a number 1..255. */
-int cfg_ptcl_parse(const char *s);
 
 #endif

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "sess.h"
 #include "srv.h"
+#include "grow.h"
 
 #define CTL_MAX_LINE 256
 #define CTL_TIMEOUT 5.0
@@ -75,16 +76,11 @@ static void out_printf(struct ctl_conn *c, const char *fmt, ...)
 			c->outlen += (size_t)n;
 			return;
 		}
-		size_t cap = c->outcap ? c->outcap * 2 : 4096;
-		while (cap - c->outlen <= (size_t)n)
-			cap *= 2;
-		char *nb = realloc(c->out, cap);
-		if (nb == NULL) {
+		if (grow(&c->out, &c->outcap, c->outlen + (size_t)n + 1, 1,
+			 4096) < 0) {
 			c->oom = true;
 			return;
 		}
-		c->out = nb;
-		c->outcap = cap;
 	}
 }
 
@@ -295,7 +291,8 @@ static void answer_stats(struct ctl_conn *c, bool json)
 			   (unsigned long long)as->events,
 			   (unsigned long long)as->event_overruns,
 			   (unsigned long long)as->resyncs,
-			   (unsigned long long)as->conntrack_errors,
+			   (unsigned long long)(as->conntrack_errors +
+						as->track_errors),
 			   (unsigned long long)as->dump_failures,
 			   (unsigned long long)as->orphans_deleted);
 		return;
@@ -335,27 +332,28 @@ static void answer_stats(struct ctl_conn *c, bool json)
 	for (int k = 0; k < 4; k++)
 		out_printf(c, "%s\"%s\": %llu", k ? ", " : "", set_names[k],
 			   (unsigned long long)au.expected[k]);
-	out_printf(c,
-		   "}},\n \"source_filter\": {\"dropped_packets\": %llu, "
-		   "\"dropped_bytes\": %llu},\n \"netlink\": "
-		   "{\"transactions\": %llu, \"errors\": %llu, "
-		   "\"unanswered\": %llu, \"stale_answers\": %llu, "
-		   "\"removals_retried\": %llu},\n "
-		   "\"conntrack\": {\"events\": %llu, \"overruns\": %llu, "
-		   "\"resyncs\": %llu, \"errors\": %llu, \"dump_failures\": "
-		   "%llu, \"orphans_deleted\": %llu}}\n",
-		   (unsigned long long)dp, (unsigned long long)db,
-		   (unsigned long long)fs->transactions,
-		   (unsigned long long)fs->errors,
-		   (unsigned long long)fs->unanswered,
-		   (unsigned long long)fs->stale_acks,
-		   (unsigned long long)as->kernel_retries,
-		   (unsigned long long)as->events,
-		   (unsigned long long)as->event_overruns,
-		   (unsigned long long)as->resyncs,
-		   (unsigned long long)as->conntrack_errors,
-		   (unsigned long long)as->dump_failures,
-		   (unsigned long long)as->orphans_deleted);
+	out_printf(
+		c,
+		"}},\n \"source_filter\": {\"dropped_packets\": %llu, "
+		"\"dropped_bytes\": %llu},\n \"netlink\": "
+		"{\"transactions\": %llu, \"errors\": %llu, "
+		"\"unanswered\": %llu, \"stale_answers\": %llu, "
+		"\"removals_retried\": %llu},\n "
+		"\"conntrack\": {\"events\": %llu, \"overruns\": %llu, "
+		"\"resyncs\": %llu, \"errors\": %llu, \"dump_failures\": "
+		"%llu, \"orphans_deleted\": %llu}}\n",
+		(unsigned long long)dp, (unsigned long long)db,
+		(unsigned long long)fs->transactions,
+		(unsigned long long)fs->errors,
+		(unsigned long long)fs->unanswered,
+		(unsigned long long)fs->stale_acks,
+		(unsigned long long)as->kernel_retries,
+		(unsigned long long)as->events,
+		(unsigned long long)as->event_overruns,
+		(unsigned long long)as->resyncs,
+		(unsigned long long)(as->conntrack_errors + as->track_errors),
+		(unsigned long long)as->dump_failures,
+		(unsigned long long)as->orphans_deleted);
 }
 
 static void answer_close(struct ctl_conn *c, const char *arg)

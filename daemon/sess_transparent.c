@@ -18,6 +18,7 @@
 #include "sess.h"
 #include "sess_check.h"
 #include "srv.h"
+#include "grow.h"
 
 static void tp_resolve_next(struct sess *s);
 
@@ -259,14 +260,8 @@ void sess_transparent_recheck(struct srv *srv)
 			continue;
 		log_info("session %llu: association %u no longer allowed: %s",
 			 (unsigned long long)s->id, ai.id, out.why);
-		if (n == cap) {
-			uint32_t *ni = realloc(ids, (cap ? cap * 2 : 16) *
-							    sizeof(*ni));
-			if (ni == NULL)
-				break;
-			ids = ni;
-			cap = cap ? cap * 2 : 16;
-		}
+		if (grow(&ids, &cap, n + 1, sizeof(*ids), 16) < 0)
+			break;
 		ids[n++] = ai.id;
 	}
 	for (size_t i = 0; i < n; i++)

@@ -14,11 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <linux/capability.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -245,7 +241,25 @@ static int batch_commit(struct fw *fw, struct fw_batch *bt,
 	}
 	deadline = fw_now_ms() + fw->ack_wait_ms;
 	while (acked < bt->nmsg) {
-		ssize_t n = recv_until(fw, rbuf, sizeof(rbuf), deadline);
+		/* The kernel answers inside sendmsg(): once an error was
+		 * seen, an answer that is not queued will not come (the
+		 * kernel stopped answering the batch, e.g. ENOMEM on its
+		 * first message): do not wait for it. */
+		ssize_t n = first_err ? recv(mnl_socket_get_fd(fw->nl), rbuf,
+					     sizeof(rbuf), MSG_DONTWAIT)
+				      : recv_until(fw, rbuf, sizeof(rbuf),
+						   deadline);
+		if (n < 0 && first_err &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* Aborted with answers missing: the blame cannot be
+			 * trusted (a batch-wide error lands on the first
+			 * message); nothing applied, all may be retried. */
+			for (size_t i = 0; o && o->res && i < bt->nmsg; i++)
+				o->res[bt->owner[i]] = FW_NOT_DONE;
+			set_all(bt, o, FW_NOT_DONE, first_err);
+			errno = first_err;
+			return -1;
+		}
 		if (n < 0) {
 			int e = errno;
 			snprintf(err, errlen, "netlink: %s",
@@ -284,12 +298,12 @@ static int batch_commit(struct fw *fw, struct fw_batch *bt,
 				errno = -e->error;
 				return -1;
 			}
-			if (nlh->nlmsg_seq < bt->first_seq ||
-			    nlh->nlmsg_seq >= bt->first_seq + bt->nmsg) {
+			/* Modulo 2^32: sequence numbers wrap. */
+			idx = nlh->nlmsg_seq - bt->first_seq;
+			if (idx >= bt->nmsg) {
 				fw->stats.stale_acks++;
 				continue;
 			}
-			idx = nlh->nlmsg_seq - bt->first_seq;
 			acked++;
 			if (e->error == 0)
 				continue;
@@ -426,20 +440,7 @@ out:
 	return rc;
 }
 
-/* Whether this process may change the ruleset (CAP_NET_ADMIN in its
- * effective set).  The kernel answers EPERM both without it and when
- * another process owns the table: this tells the two apart. */
-static bool has_net_admin(void)
-{
-	struct __user_cap_header_struct h = {
-		.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
-
-	memset(d, 0, sizeof(d));
-	if (syscall(SYS_capget, &h, d) < 0)
-		return true; /* cannot tell: let the kernel answer */
-	return d[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
-}
+static int table_owner(struct fw *fw, uint32_t *portid);
 
 struct fw *fw_open(const struct fw_snat *snat, const struct fw_open_opts *o,
 		   enum fw_open_error *why, char *err, size_t errlen)
@@ -473,21 +474,29 @@ struct fw *fw_open(const struct fw_snat *snat, const struct fw_open_opts *o,
 	setsockopt(mnl_socket_get_fd(fw->nl), SOL_SOCKET, SO_SNDBUFFORCE, &big,
 		   sizeof(big));
 	fw->portid = mnl_socket_get_portid(fw->nl);
-	fw->seq = (uint32_t)time(NULL);
+	fw->seq = o->first_seq ? o->first_seq : (uint32_t)time(NULL);
 	if (fw_install(fw, snat, o->owner, err, errlen) < 0) {
-		if (errno == EPERM && !has_net_admin()) {
-			*why = FW_OPEN_NO_PRIVILEGE;
-			snprintf(err, errlen,
-				 "no CAP_NET_ADMIN: socksgated must run as "
-				 "root or with CAP_NET_ADMIN to install "
-				 "relays");
-		} else if (errno == EPERM) {
+		uint32_t owner = 0;
+		/* EPERM twice over: without CAP_NET_ADMIN over this network
+		 * namespace (even root in a user namespace), or because a
+		 * live process owns the table.  Asking for the table tells
+		 * them apart: only the second may read it. */
+		if (errno == EPERM && table_owner(fw, &owner) == 1) {
 			*why = FW_OPEN_OWNED;
 			snprintf(err, errlen,
-				 "another socksgated owns table inet %s (the "
-				 "kernel refused to replace it: it belongs to "
-				 "a live process)",
-				 FW_TABLE);
+				 "another socksgated owns table inet %s "
+				 "(netlink "
+				 "port %u, normally its pid): the kernel "
+				 "refused "
+				 "to replace it",
+				 FW_TABLE, owner);
+		} else if (errno == EPERM) {
+			*why = FW_OPEN_NO_PRIVILEGE;
+			snprintf(
+				err, errlen,
+				"no CAP_NET_ADMIN over this network namespace: "
+				"socksgated must run as root or with "
+				"CAP_NET_ADMIN to install relays");
 		}
 		fw_close(fw);
 		return NULL;
@@ -693,7 +702,9 @@ static int query(struct fw *fw, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 	do {
 		ssize_t n = recv_until(fw, buf, sizeof(buf), deadline);
 		if (n <= 0) {
+			int e = n == 0 ? EIO : errno;
 			drain(fw);
+			errno = e;
 			return -1;
 		}
 		/* Answers to an earlier request (a timed-out one) are not
@@ -708,10 +719,52 @@ static int query(struct fw *fw, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 		rc = mnl_cb_run(buf, (size_t)n, seq, fw->portid, cb, data);
 	} while (rc == MNL_CB_OK);
 	if (rc < 0) {
+		int e = errno;
 		drain(fw);
+		errno = e;
 		return -1;
 	}
 	return 0;
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_table *t = data;
+
+	if (nftnl_table_nlmsg_parse(nlh, t) < 0)
+		return MNL_CB_ERROR;
+	return MNL_CB_OK;
+}
+
+/* 1 if table inet socksgate exists and a process owns it (*portid: its
+ * netlink port), 0 if it exists unowned, -1 with errno (EPERM: we may not
+ * read it; ENOENT: no such table). */
+static int table_owner(struct fw *fw, uint32_t *portid)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_table *q = fw_build_table(false), *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	int rc = -1;
+
+	if (q == NULL || t == NULL)
+		goto out;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET,
+				    NLM_F_ACK, fw->seq++);
+	nftnl_table_nlmsg_build_payload(nlh, q);
+	if (query(fw, nlh, table_cb, t) < 0)
+		goto out;
+	rc = 0;
+	if (nftnl_table_is_set(t, NFTNL_TABLE_FLAGS) &&
+	    (nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) & NFT_TABLE_F_OWNER)) {
+		rc = 1;
+		*portid = nftnl_table_is_set(t, NFTNL_TABLE_OWNER)
+				  ? nftnl_table_get_u32(t, NFTNL_TABLE_OWNER)
+				  : 0;
+	}
+out:
+	nftnl_table_free(q);
+	nftnl_table_free(t);
+	return rc;
 }
 
 static int counter_cb(const struct nlmsghdr *nlh, void *data)

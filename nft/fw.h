@@ -70,6 +70,8 @@ struct fw_open_opts {
 			       * 0: unbounded */
 	unsigned ack_wait_ms; /* how long to wait for a transaction's ACKs;
 			       * 0: 2000 */
+	uint32_t first_seq;   /* first sequence number; 0: the time (tests
+			       * start near 2^32 to cross the wrap) */
 };
 
 /*

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the association table (daemon/assoc.c, assoc_track.c)
+ * Unit tests for the association table (daemon/assoc.c, track.c)
  * against link-time stubs of the kernel back ends (nft/fw.h and
  * conntrack/ct.h, defined below): a fake kernel that holds elements and
  * can be told to fail the way the real one does (a chunk refused, a
@@ -39,11 +39,13 @@ static struct {
 	bool owned, unavailable;
 	int txn;	   /* add transactions so far */
 	int refuse_txn;	   /* this add transaction blames ... */
+	bool refuse_every; /* (or every one does) ... */
 	size_t refuse_pos; /* ... its flow at this position */
 	int refuse_errno;
 	int unknown_txn;      /* this add transaction gets no answer */
 	bool unknown_commits; /* ... but was applied */
 	int del_unknown;      /* this many delete transactions: no answer */
+	int del_refuse;	      /* this many: refused (EBUSY) */
 	bool dump_fails;
 	int events_rc;		  /* what ct_events_process returns */
 	struct ct_flow flows[16]; /* what a dump returns */
@@ -139,32 +141,45 @@ static void add_chunk(const struct fw_flow *const *flows, size_t m,
 		}
 		return;
 	}
-	if (tx == K.refuse_txn && K.refuse_pos < m) {
+	if ((tx == K.refuse_txn || K.refuse_every) && K.refuse_pos < m) {
 		blame = (int)K.refuse_pos;
 		e = K.refuse_errno;
 	}
+	/* Like the kernel, every message is processed and every failing one
+	 * is reported; any failure aborts the whole transaction. */
 	memcpy(before, K.n, sizeof(before));
-	for (size_t i = 0; blame < 0 && i < m; i++) {
-		for (int k = 0; k < FW_NSETS && blame < 0; k++) {
+	for (size_t i = 0; i < m; i++) {
+		for (int k = 0; k < FW_NSETS; k++) {
+			int fe = 0;
 			if (!wanted(k, what))
 				continue;
-			if (k_find(k, flows[i]) >= 0) {
-				blame = (int)i, e = EEXIST;
-			} else if (K.set_size && K.n[k] >= K.set_size) {
-				blame = (int)i, e = ENFILE;
-			} else {
+			if ((int)i == blame)
+				fe = e;
+			else if (k_find(k, flows[i]) >= 0)
+				fe = EEXIST;
+			else if (K.set_size && K.n[k] >= K.set_size)
+				fe = ENFILE;
+			else
 				k_insert(k, flows[i]);
+			if (fe && res[i] == FW_DONE) {
+				res[i] = FW_REFUSED;
+				if (errs)
+					errs[i] = fe;
 			}
 		}
 	}
-	if (blame < 0)
+	bool aborted = false;
+	for (size_t i = 0; i < m; i++)
+		aborted |= res[i] == FW_REFUSED;
+	if (!aborted)
 		return;
-	/* Aborted: nothing of the transaction stays. */
-	memcpy(K.n, before, sizeof(before));
+	memcpy(K.n, before, sizeof(before)); /* nothing of it stays */
 	for (size_t i = 0; i < m; i++) {
-		res[i] = (int)i == blame ? FW_REFUSED : FW_NOT_DONE;
-		if (errs)
-			errs[i] = e;
+		if (res[i] != FW_REFUSED) {
+			res[i] = FW_NOT_DONE;
+			if (errs)
+				errs[i] = EINVAL;
+		}
 	}
 }
 
@@ -196,6 +211,12 @@ int fw_del(struct fw *fw, const struct fw_flow *const *flows, size_t n,
 		K.del_unknown--;
 		for (size_t i = 0; i < n; i++)
 			res[i] = FW_UNKNOWN;
+		return -1;
+	}
+	if (K.del_refuse > 0) {
+		K.del_refuse--;
+		for (size_t i = 0; i < n; i++)
+			res[i] = FW_REFUSED;
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -366,10 +387,19 @@ static struct client {
 	enum assoc_end why;
 } cl[NCLIENT];
 
+/* When client close_from gets its reply, it closes client close_to's
+ * association (an owner acting on another one from its callback). */
+static int close_from = -1, close_to = -1;
+
 static void c_ready(void *arg, uint8_t rep, const struct sockaddr *bnd)
 {
 	struct client *c = arg;
 
+	if (c - cl == close_from && cl[close_to].a) {
+		assoc_close(cl[close_to].a, ASSOC_END_N1_CLOSED);
+		cl[close_to].a = NULL;
+		cl[close_to].replies = -100; /* it must get no reply now */
+	}
 	c->replies++;
 	c->rep = rep;
 	if (rep == S5_REP_SUCCEEDED)
@@ -396,6 +426,7 @@ static void setup_table(const char *extra)
 
 	memset(&K, 0, sizeof(K));
 	K.refuse_txn = K.unknown_txn = -1;
+	close_from = close_to = -1;
 	memset(cl, 0, sizeof(cl));
 	log_init(1, LOG_LVL_ERROR, "test_assoc");
 	snprintf(text, sizeof(text),
@@ -507,6 +538,7 @@ static void assert_all_ports_come_back(void)
 		cr_assert_eq(K.n[k], 0);
 	memset(cl, 0, sizeof(cl));
 	K.refuse_txn = K.unknown_txn = -1;
+	close_from = close_to = -1;
 	open_n(0, 300); /* the whole range */
 	run_for(0.05);
 	cr_assert_eq(count_rep(300, S5_REP_SUCCEEDED), 300);
@@ -693,9 +725,9 @@ Test(assoc, failed_dump_ends_nothing)
 	run_for(0.02);
 	for (size_t i = 0; i < 3; i++)
 		seen_flow(i, CT_EV_DUMP);
-	cr_assert_eq(assoc_track_resync(T), 0);
+	cr_assert_eq(track_resync(T->track), 0);
 	K.dump_fails = true; /* delivers the first entry, then fails */
-	cr_assert_eq(assoc_track_resync(T), -1);
+	cr_assert_eq(track_resync(T->track), -1);
 	run_for(0.01);
 	for (size_t i = 0; i < 3; i++)
 		cr_assert_eq(cl[i].ended, 0, "client %zu ended", i);
@@ -703,7 +735,7 @@ Test(assoc, failed_dump_ends_nothing)
 	/* The real end of flow 2 is still noticed by a good dump. */
 	K.dump_fails = false;
 	K.nflows = 2;
-	cr_assert_eq(assoc_track_resync(T), 0);
+	cr_assert_eq(track_resync(T->track), 0);
 	cr_assert_eq(cl[2].ended, 1);
 	cr_assert_eq(cl[2].why, ASSOC_END_FLOW_END);
 	cr_assert_eq(cl[0].ended + cl[1].ended, 0);
@@ -719,7 +751,7 @@ Test(assoc, event_overrun_resyncs)
 	run_for(0.02);
 	seen_flow(0, CT_EV_DUMP);
 	seen_flow(1, CT_EV_DUMP);
-	cr_assert_eq(assoc_track_resync(T), 0);
+	cr_assert_eq(track_resync(T->track), 0);
 	K.nflows = 1; /* flow 1 ended while events were lost */
 	K.events_rc = CT_OVERRUN;
 	cr_assert_eq(write(the_events.fd[1], "x", 1), 1);
@@ -741,7 +773,7 @@ Test(assoc, orphan_entry_is_deleted)
 	seen_flow(0, CT_EV_DUMP);
 	K.flows[0].mark = FW_MARK_TAG | 0x123456; /* no such association */
 	int before = K.ct_deletes;
-	cr_assert_eq(assoc_track_resync(T), 0);
+	cr_assert_eq(track_resync(T->track), 0);
 	cr_assert_eq(K.ct_deletes, before + 1);
 	cr_assert_eq(assoc_table_stats(T)->orphans_deleted, 1);
 	cr_assert_eq(cl[0].ended, 0);
@@ -806,4 +838,102 @@ Test(assoc, reload_without_nftables)
 	assoc_table_reconfigure(T, &C);
 	run_for(0.05);
 	cr_assert_eq(K.purges, 0);
+}
+
+/* An owner's callback closes another association whose transaction is
+ * being answered: it is carried out once the kernel has answered (no use
+ * after free, no reply to the closed one, nothing left in the kernel). */
+Test(assoc, ready_callback_closes_a_sibling)
+{
+	setup_table(NULL);
+	close_from = 0;
+	close_to = 2;
+	open_n(0, 4);
+	run_for(0.02);
+	cr_assert_eq(cl[2].replies, -100, "the closed one got a reply");
+	cr_assert_eq(count_rep(4, S5_REP_SUCCEEDED), 3);
+	run_for(0.3);
+	assert_consistent();
+	cr_assert_eq(K.n[FW_SET_BOUND], 3);
+	/* And while a retry round is pending (the first round refused). */
+	close_all();
+	run_for(0.3);
+	memset(cl, 0, sizeof(cl));
+	K.refuse_txn = K.txn;
+	K.refuse_pos = 0;
+	K.refuse_errno = EINVAL;
+	close_from = 1; /* installed in round 2 ... */
+	close_to = 3;	/* ... with 3, which is then closed */
+	open_n(0, 4);
+	run_for(0.02);
+	cr_assert_eq(cl[0].rep, S5_REP_GENERAL);
+	cr_assert_eq(cl[3].replies, -100);
+	run_for(0.3);
+	assert_consistent();
+	cr_assert_eq(K.n[FW_SET_BOUND], 2);
+	assert_all_ports_come_back();
+}
+
+/* Every round refused: after ADD_ROUNDS the rest fail; nothing stays in
+ * the kernel, every client gets exactly one X'01'. */
+Test(assoc, add_rounds_exhausted)
+{
+	setup_table(NULL);
+	K.refuse_every = true;
+	K.refuse_pos = 0;
+	K.refuse_errno = EINVAL;
+	open_n(0, 5);
+	run_for(0.05);
+	for (size_t i = 0; i < 5; i++) {
+		cr_assert_eq(cl[i].replies, 1, "client %zu: %d replies", i,
+			     cl[i].replies);
+		cr_assert_eq(cl[i].rep, S5_REP_GENERAL);
+	}
+	cr_assert_eq(K.n[FW_SET_BOUND], 0);
+	K.refuse_every = false;
+	assert_consistent();
+	assert_all_ports_come_back();
+}
+
+/* A removal the kernel refuses (not "gone already") is tried again. */
+Test(assoc, removal_refused_is_retried)
+{
+	setup_table(NULL);
+	open_n(0, 2);
+	run_for(0.02);
+	K.del_refuse = 2;
+	close_all();
+	run_for(0.02);
+	cr_assert_eq(K.n[FW_SET_DNAT], 2);
+	run_for(0.5);
+	cr_assert_eq(K.n[FW_SET_DNAT], 0);
+	assert_all_ports_come_back();
+}
+
+/* Shutdown with associations in every state: pending, live, closing
+ * (removal unanswered), quarantined; then the owners close theirs.
+ * Nothing is freed twice, nothing leaks, no kernel call after. */
+Test(assoc, shutdown_in_every_state)
+{
+	setup_table(NULL);
+	open_n(0, 3);
+	run_for(0.02); /* 0, 1, 2 live */
+	assoc_close(cl[0].a, ASSOC_END_N1_CLOSED);
+	cl[0].a = NULL;
+	run_for(0.01); /* 0 quarantined */
+	K.del_unknown = 100;
+	assoc_close(cl[1].a, ASSOC_END_N1_CLOSED);
+	cl[1].a = NULL;
+	run_for(0.01); /* 1 closing, unconfirmed */
+	open_n(3, 1);  /* 3 pending */
+	assoc_table_shutdown(T);
+	run_for(0.1); /* no flush, no sweep may touch the closed back end */
+	for (size_t i = 0; i < 4; i++)
+		if (cl[i].a) {
+			assoc_close(cl[i].a, ASSOC_END_SHUTDOWN);
+			cl[i].a = NULL;
+		}
+	assoc_table_free(T);
+	T = NULL;
+	cr_assert_eq(cl[3].replies, 0);
 }

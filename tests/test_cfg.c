@@ -164,9 +164,9 @@ Test(cfg, nul_and_long_lines)
 
 Test(cfg, ptcl_names)
 {
-	cr_assert_eq(cfg_ptcl_parse("tcp"), 6);
-	cr_assert_eq(cfg_ptcl_parse("udplite"), 136);
-	cr_assert_eq(cfg_ptcl_parse("132"), 132);
-	cr_assert_eq(cfg_ptcl_parse("256"), -1);
-	cr_assert_eq(cfg_ptcl_parse("gre"), -1);
+	cr_assert_eq(ptcl_parse("tcp", 0), 6);
+	cr_assert_eq(ptcl_parse("udplite", 0), 136);
+	cr_assert_eq(ptcl_parse("132", 0), 132);
+	cr_assert_eq(ptcl_parse("256", 0), -1);
+	cr_assert_eq(ptcl_parse("gre", 0), -1);
 }

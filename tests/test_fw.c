@@ -21,11 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 #include <libnftnl/set.h>
+#include <libnftnl/table.h>
 
 #include "fw.h"
 
@@ -50,7 +53,9 @@ static struct {
 	int silent_txn;				  /* no ACKs at all ... */
 	bool silent_applies;			  /* ... but applied */
 	int batch_refuse_txn;			  /* error on the BEGIN */
-	bool table_owned;
+	int enomem_txn; /* the kernel runs out of memory: one error on the
+			 * first message, no other answer (nfnetlink.c) */
+	bool table_owned, no_privilege;
 	/* ACKs held back (a silent transaction's), sent before the next */
 	char late[1 << 16] __attribute__((aligned(8)));
 	size_t late_len;
@@ -228,6 +233,30 @@ static void dump_elems(const struct nlmsghdr *req)
 	nftnl_set_free(q);
 }
 
+/* GETTABLE: the owned table (flags owner, owner port 4242), or EPERM
+ * without privilege, or ENOENT. */
+static void get_table(const struct nlmsghdr *req)
+{
+	char buf[1024] __attribute__((aligned(8)));
+
+	if (F.no_privilege || !F.table_owned) {
+		ack(req, F.no_privilege ? EPERM : ENOENT, false);
+		return;
+	}
+	struct nftnl_table *t = nftnl_table_alloc();
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, FW_TABLE);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, NFT_TABLE_F_OWNER);
+	struct nlmsghdr *h = nftnl_nlmsg_build_hdr(
+		buf, NFT_MSG_NEWTABLE, NFPROTO_INET, 0, req->nlmsg_seq);
+	nftnl_table_nlmsg_build_payload(h, t);
+	/* libnftnl builds no NFTA_TABLE_OWNER: add it as the kernel does. */
+	mnl_attr_put_u32(h, NFTA_TABLE_OWNER, htonl(4242));
+	h->nlmsg_pid = 77;
+	put(h, h->nlmsg_len, false);
+	nftnl_table_free(t);
+	ack(req, 0, false);
+}
+
 ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req,
 			  size_t siz)
 {
@@ -255,11 +284,22 @@ ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req,
 		flush_out();
 		return (ssize_t)siz;
 	}
+	if ((msgs[0]->nlmsg_type & 0xff) == NFT_MSG_GETTABLE &&
+	    msgs[0]->nlmsg_type >> 8 == NFNL_SUBSYS_NFTABLES) {
+		get_table(msgs[0]);
+		flush_out();
+		return (ssize_t)siz;
+	}
 	cr_assert_eq(msgs[0]->nlmsg_type, NFNL_MSG_BATCH_BEGIN);
 	cr_assert_eq(msgs[nmsg - 1]->nlmsg_type, NFNL_MSG_BATCH_END);
 	txn = F.txn++;
 	if (txn == F.batch_refuse_txn) {
 		ack(msgs[0], EINVAL, false);
+		flush_out();
+		return (ssize_t)siz;
+	}
+	if (txn == F.enomem_txn) {
+		ack(msgs[1], ENOMEM, false);
 		flush_out();
 		return (ssize_t)siz;
 	}
@@ -273,7 +313,7 @@ ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req,
 		if (txn == F.refuse_txn && i - 1 == F.refuse_msg)
 			e = F.refuse_errno;
 		else if (type == NFT_MSG_NEWTABLE || type == NFT_MSG_DELTABLE)
-			e = F.table_owned ? EPERM : 0;
+			e = F.table_owned || F.no_privilege ? EPERM : 0;
 		else if (type == NFT_MSG_NEWSETELEM)
 			e = apply_elems(h, true);
 		else if (type == NFT_MSG_DELSETELEM)
@@ -298,17 +338,19 @@ ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req,
 
 static struct fw *fw;
 static char err[512];
+static uint32_t first_seq;
 
 static void fake_reset(void)
 {
 	memset(&F, 0, sizeof(F));
-	F.refuse_txn = F.silent_txn = F.batch_refuse_txn = -1;
+	F.refuse_txn = F.silent_txn = F.batch_refuse_txn = F.enomem_txn = -1;
 }
 
 static struct fw *open_fw(enum fw_open_error *why)
 {
 	struct fw_snat snat = {.mode = FW_SNAT_MASQUERADE};
-	struct fw_open_opts o = {.owner = true, .ack_wait_ms = 100};
+	struct fw_open_opts o = {
+		.owner = true, .ack_wait_ms = 100, .first_seq = first_seq};
 	enum fw_open_error w;
 
 	return fw_open(&snat, &o, why ? why : &w, err, sizeof(err));
@@ -365,6 +407,14 @@ static size_t count_set(const char *name)
 }
 
 TestSuite(fw, .init = setup, .fini = teardown);
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 Test(fw, add_and_count)
 {
@@ -510,4 +560,61 @@ Test(fw_open, owned_by_another_process)
 	cr_assert_eq(why, FW_OPEN_OWNED);
 	cr_assert(strstr(err, "another socksgated owns table inet socksgate"),
 		  "%s", err);
+	cr_assert(strstr(err, "port 4242"), "%s", err);
+}
+
+/* EPERM without the privilege (e.g. root in a user namespace, where
+ * capget() still shows CAP_NET_ADMIN): not blamed on another instance. */
+Test(fw_open, no_privilege_is_not_another_instance)
+{
+	enum fw_open_error why = 0;
+
+	fake_reset();
+	F.no_privilege = true;
+	cr_assert_null(open_fw(&why));
+	cr_assert_eq(why, FW_OPEN_NO_PRIVILEGE);
+	cr_assert(strstr(err, "CAP_NET_ADMIN"), "%s", err);
+}
+
+/* The kernel runs out of memory for a batch: one error, on the first
+ * message, and no other answer.  Nobody is blamed, nothing waits for
+ * the missing answers, and all may be retried. */
+Test(fw, batch_wide_enomem)
+{
+	make_flows(3, AF_INET);
+	F.enomem_txn = 1;
+	int64_t t0 = now_ms();
+	cr_assert_eq(
+		fw_add(fw, fp, 3, FW_ELEM_ALL, res, errs_, err, sizeof(err)),
+		-1);
+	cr_assert_lt(now_ms() - t0, 50, "waited for answers that never come");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(res[i], FW_NOT_DONE, "flow %d: %s", i,
+			     fw_result_str(res[i]));
+	cr_assert_eq(count_set("bound4"), 0);
+	cr_assert_eq(
+		fw_add(fw, fp, 3, FW_ELEM_ALL, res, errs_, err, sizeof(err)), 0,
+		"%s", err);
+}
+
+/* Sequence numbers wrap at 2^32 in the middle of a batch. */
+Test(fw_wrap, batch_across_the_wrap)
+{
+	fake_reset();
+	first_seq = 0xffffffffu - 6;
+	fw = open_fw(NULL);
+	first_seq = 0;
+	cr_assert_not_null(fw, "%s", err);
+	make_flows(8, AF_INET);
+	for (int round = 0; round < 3; round++) {
+		cr_assert_eq(fw_add(fw, fp, 8, FW_ELEM_ALL, res, errs_, err,
+				    sizeof(err)),
+			     0, "round %d: %s", round, err);
+		cr_assert_eq(
+			fw_del(fw, fp, 8, FW_ELEM_ALL, res, err, sizeof(err)),
+			0, "round %d: %s", round, err);
+	}
+	cr_assert_eq(fw_get_stats(fw)->stale_acks, 0);
+	fw_close(fw);
+	fw = NULL;
 }

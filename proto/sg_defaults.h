@@ -1,0 +1,11 @@
+/*
+ * sg_defaults: paths and ports the daemon and the client must agree on.
+ */
+#ifndef SOCKSGATE_SG_DEFAULTS_H
+#define SOCKSGATE_SG_DEFAULTS_H
+
+#define SG_CONFIG_PATH "/etc/socksgate/socksgated.conf"
+#define SG_CONTROL_PATH "/run/socksgate/control.sock"
+#define SG_SOCKS_PORT 1080
+
+#endif
