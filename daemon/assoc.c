@@ -1027,17 +1027,21 @@ const struct assoc_stats *assoc_table_stats(struct assoc_table *t)
 		t->stats.orphans_deleted = ts->orphans_deleted;
 		t->stats.track_errors = ts->errors;
 	}
+	if (t->fw) {
+		const struct fw_stats *fs = fw_get_stats(t->fw);
+		t->stats.nl_transactions = fs->transactions;
+		t->stats.nl_errors = fs->errors;
+		t->stats.nl_unanswered = fs->unanswered;
+		t->stats.nl_stale = fs->stale_acks;
+		fw_dropped(t->fw, &t->stats.dropped_packets,
+			   &t->stats.dropped_bytes);
+	}
 	return &t->stats;
 }
 
 size_t assoc_table_count(const struct assoc_table *t)
 {
 	return t->count;
-}
-
-struct fw *assoc_table_fw(struct assoc_table *t)
-{
-	return t->fw;
 }
 
 void assoc_table_audit(struct assoc_table *t, struct assoc_audit *out)

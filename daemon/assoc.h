@@ -52,7 +52,10 @@ struct assoc_stats {
 	uint64_t dump_failures;	   /* a failed dump ends nothing */
 	uint64_t orphans_deleted;  /* marked entries of no association */
 	uint64_t kernel_retries;   /* element removals tried again */
-	uint64_t unknown_outcomes; /* transactions without an answer */
+	uint64_t unknown_outcomes; /* setups without an answer */
+	/* nftables (read when the stats are asked for) */
+	uint64_t nl_transactions, nl_errors, nl_unanswered, nl_stale;
+	uint64_t dropped_packets, dropped_bytes; /* the guard's counter */
 };
 
 /* The daemon's record against the kernel's state (socksgate stats). */
@@ -130,10 +133,10 @@ void assoc_table_refresh(struct assoc_table *t);
 void assoc_table_audit(struct assoc_table *t, struct assoc_audit *out);
 /* What `socksgate list` shows of an association. */
 void assoc_get_info(const struct assoc *a, struct assoc_info *ai);
+/* Counters, with the back ends' (the guard's dropped counter is read
+ * from the kernel). */
 const struct assoc_stats *assoc_table_stats(struct assoc_table *t);
 size_t assoc_table_count(const struct assoc_table *t);
-/* The nftables back end (for its counters), or NULL. */
-struct fw *assoc_table_fw(struct assoc_table *t);
 uint32_t assoc_id(const struct assoc *a);
 const char *assoc_end_str(enum assoc_end e);
 

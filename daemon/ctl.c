@@ -1,16 +1,13 @@
 /*
- * ctl: the control socket (`control PATH`, a Unix stream socket, mode
- * 0600 in a 0700 directory, root or the daemon's own user only).  One
- * request line per connection, one answer, then close:
- *   list [json]     every session, and its association if TRANSPARENT
- *   close ID        end association ID (reason operator)
- *   stats [json]    counters
- * An answer that starts with "error: " is a failure.
+ * ctl: the control socket's transport (see ctl.h): accept, one request
+ * line, the owner's answer, close.  It knows nothing of what the answers
+ * say (ctl_cmd.c).
  */
 #include "ctl.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +16,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "addr.h"
-#include "assoc.h"
-#include "fw.h"
-#include "log.h"
-#include "sess.h"
-#include "srv.h"
 #include "grow.h"
+#include "log.h"
 
 #define CTL_MAX_LINE 256
 #define CTL_TIMEOUT 5.0
 
 struct ctl {
-	struct srv *srv;
+	struct ev_loop *loop;
+	ctl_handler handler;
+	void *arg;
 	int fd;
 	ev_io w;
 	ev_timer retry; /* accept paused after EMFILE/ENFILE */
@@ -52,10 +46,7 @@ struct ctl_conn {
 
 /* --- output buffer --------------------------------------------------- */
 
-static void out_printf(struct ctl_conn *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void out_printf(struct ctl_conn *c, const char *fmt, ...)
+void ctl_printf(struct ctl_conn *c, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -84,319 +75,26 @@ static void out_printf(struct ctl_conn *c, const char *fmt, ...)
 	}
 }
 
-/* A JSON string (quoted, escaped). */
-static void out_json_str(struct ctl_conn *c, const char *s)
+void ctl_json_str(struct ctl_conn *c, const char *s)
 {
-	out_printf(c, "\"");
+	ctl_printf(c, "\"");
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 		if (ch == '"' || ch == '\\')
-			out_printf(c, "\\%c", ch);
+			ctl_printf(c, "\\%c", ch);
 		else if (ch < 0x20 || ch >= 0x7f)
-			out_printf(c, "\\u%04x", ch);
+			ctl_printf(c, "\\u%04x", ch);
 		else
-			out_printf(c, "%c", ch);
+			ctl_printf(c, "%c", ch);
 	}
-	out_printf(c, "\"");
-}
-
-/* --- answers ---------------------------------------------------------- */
-
-static const char *cmd_name(uint8_t cmd)
-{
-	static const char *const names[] = {"none", "connect", "bind", "udp",
-					    "transparent"};
-	return cmd < 5 ? names[cmd] : "?";
-}
-
-static const char *state_name(enum sess_state st)
-{
-	return sess_state_str(st);
-}
-
-static void answer_list(struct ctl_conn *c, bool json)
-{
-	struct srv *srv = c->ctl->srv;
-	ev_tstamp now = ev_now(srv->loop);
-	bool first = true;
-
-	if (srv->assocs)
-		assoc_table_refresh(srv->assocs);
-	if (json)
-		out_printf(c, "{\"sessions\": [");
-	else
-		out_printf(c, "%-7s %-11s %-24s %-10s %-11s %-7s %9s %s\n",
-			   "SESSION", "COMMAND", "CLIENT", "USER", "STATE",
-			   "ASSOC", "AGE", "DETAILS");
-	for (struct sess *s = srv->sessions; s; s = s->next) {
-		char peer[ADDR_STRLEN];
-		const char *user = s->user ? s->user : "-";
-		const char *dst = s->dst ? s->dst : "-";
-		uint64_t up = s->conn ? s->conn->relay.up.bytes : 0;
-		uint64_t down = s->conn ? s->conn->relay.down.bytes : 0;
-		struct assoc_info ai;
-		bool has_assoc = s->assoc != NULL;
-
-		addr_str(&s->peer.sa, peer, sizeof(peer));
-		if (has_assoc)
-			assoc_get_info(s->assoc, &ai);
-		if (!json) {
-			out_printf(c, "%-7llu %-11s %-24s %-10s %-11s ",
-				   (unsigned long long)s->id, cmd_name(s->cmd),
-				   peer, user, state_name(s->state));
-			if (has_assoc) {
-				char sa[ADDR_STRLEN], ba[ADDR_STRLEN],
-					da[ADDR_STRLEN];
-				out_printf(
-					c,
-					"%-7u %8.1fs ptcl %u %s -> %s -> %s "
-					"up %llu B %llu pkt down %llu B %llu "
-					"pkt\n",
-					ai.id, now - s->started, ai.proto,
-					addr_str((struct sockaddr *)&ai.src, sa,
-						 sizeof(sa)),
-					addr_str((struct sockaddr *)&ai.bnd, ba,
-						 sizeof(ba)),
-					addr_str((struct sockaddr *)&ai.dst, da,
-						 sizeof(da)),
-					(unsigned long long)ai.bytes_orig,
-					(unsigned long long)ai.packets_orig,
-					(unsigned long long)ai.bytes_reply,
-					(unsigned long long)ai.packets_reply);
-			} else {
-				out_printf(c,
-					   "%-7s %8.1fs dst %s up %llu B "
-					   "down %llu B\n",
-					   "-", now - s->started, dst,
-					   (unsigned long long)up,
-					   (unsigned long long)down);
-			}
-			continue;
-		}
-		out_printf(c,
-			   "%s\n  {\"id\": %llu, \"command\": \"%s\", "
-			   "\"client\": \"%s\", \"user\": ",
-			   first ? "" : ",", (unsigned long long)s->id,
-			   cmd_name(s->cmd), peer);
-		first = false;
-		if (s->user)
-			out_json_str(c, s->user);
-		else
-			out_printf(c, "null");
-		out_printf(c,
-			   ", \"state\": \"%s\", \"age\": %.3f, "
-			   "\"destination\": ",
-			   state_name(s->state), now - s->started);
-		out_json_str(c, dst);
-		out_printf(c, ", \"bytes_up\": %llu, \"bytes_down\": %llu",
-			   (unsigned long long)up, (unsigned long long)down);
-		if (has_assoc) {
-			char sa[ADDR_STRLEN], ba[ADDR_STRLEN], da[ADDR_STRLEN];
-			out_printf(
-				c,
-				", \"association\": {\"id\": %u, \"ptcl\": %u, "
-				"\"source\": \"%s\", \"bound\": \"%s\", "
-				"\"destination\": \"%s\", \"state\": \"%s\", "
-				"\"age\": %.3f, \"packets_up\": %llu, "
-				"\"bytes_up\": %llu, \"packets_down\": %llu, "
-				"\"bytes_down\": %llu}",
-				ai.id, ai.proto,
-				addr_str((struct sockaddr *)&ai.src, sa,
-					 sizeof(sa)),
-				addr_str((struct sockaddr *)&ai.bnd, ba,
-					 sizeof(ba)),
-				addr_str((struct sockaddr *)&ai.dst, da,
-					 sizeof(da)),
-				ai.state, ai.age,
-				(unsigned long long)ai.packets_orig,
-				(unsigned long long)ai.bytes_orig,
-				(unsigned long long)ai.packets_reply,
-				(unsigned long long)ai.bytes_reply);
-		}
-		out_printf(c, "}");
-	}
-	if (json)
-		out_printf(c, "\n]}\n");
-}
-
-static const char *const set_names[] = {"bound", "assoc", "dnat", "mark"};
-
-static void answer_stats(struct ctl_conn *c, bool json)
-{
-	struct srv *srv = c->ctl->srv;
-	const struct srv_stats *ss = &srv->stats;
-	static const struct assoc_stats none;
-	const struct assoc_stats *as =
-		srv->assocs ? assoc_table_stats(srv->assocs) : &none;
-	struct fw *fw = srv->assocs ? assoc_table_fw(srv->assocs) : NULL;
-	static const struct fw_stats fnone;
-	const struct fw_stats *fs = fw ? fw_get_stats(fw) : &fnone;
-	struct assoc_audit au;
-	uint64_t dp = 0, db = 0;
-	size_t n = srv->assocs ? assoc_table_count(srv->assocs) : 0;
-
-	memset(&au, 0, sizeof(au));
-	if (srv->assocs)
-		assoc_table_audit(srv->assocs, &au);
-	if (fw)
-		fw_dropped(fw, &dp, &db);
-	if (!json) {
-		out_printf(c,
-			   "sessions: %llu total, %u active; connect %llu "
-			   "bind %llu udp %llu transparent %llu\n"
-			   "refused: %llu denied by rules, %llu auth "
-			   "failures, %llu malformed\n"
-			   "associations: %zu in table (%zu live, %zu pending, "
-			   "%zu closing, %zu quarantine), %llu opened, %llu "
-			   "setup failures\n",
-			   (unsigned long long)ss->sessions_total,
-			   srv->nsessions,
-			   (unsigned long long)ss->sessions_by_cmd[1],
-			   (unsigned long long)ss->sessions_by_cmd[2],
-			   (unsigned long long)ss->sessions_by_cmd[3],
-			   (unsigned long long)ss->sessions_by_cmd[4],
-			   (unsigned long long)ss->denied,
-			   (unsigned long long)ss->auth_failures,
-			   (unsigned long long)ss->bad_requests, n, au.live,
-			   au.pending, au.closing, au.quarantine,
-			   (unsigned long long)as->opened,
-			   (unsigned long long)as->setup_failures);
-		out_printf(c, "ended:");
-		for (int i = 0; i < ASSOC_END_COUNT; i++)
-			out_printf(c, " %s %llu", assoc_end_str(i),
-				   (unsigned long long)as->ended[i]);
-		out_printf(c, "\nkernel elements:");
-		for (int k = 0; k < 4; k++)
-			out_printf(c, " %s %llu/%llu", set_names[k],
-				   (unsigned long long)au.kernel[k],
-				   (unsigned long long)au.expected[k]);
-		out_printf(c, " (kernel/record): %s; %zu unconfirmed\n",
-			   !au.kernel_read ? "unreadable"
-			   : au.consistent ? "consistent"
-					   : "DIFFERENT",
-			   au.unconfirmed);
-		out_printf(c,
-			   "source filter: %llu packets %llu bytes "
-			   "dropped\nnetlink: %llu transactions, %llu "
-			   "errors, %llu unanswered, %llu stale answers, %llu "
-			   "removals retried\nconntrack: %llu events, %llu "
-			   "overruns, %llu resyncs, %llu errors, %llu dump "
-			   "failures, %llu orphans deleted\n",
-			   (unsigned long long)dp, (unsigned long long)db,
-			   (unsigned long long)fs->transactions,
-			   (unsigned long long)fs->errors,
-			   (unsigned long long)fs->unanswered,
-			   (unsigned long long)fs->stale_acks,
-			   (unsigned long long)as->kernel_retries,
-			   (unsigned long long)as->events,
-			   (unsigned long long)as->event_overruns,
-			   (unsigned long long)as->resyncs,
-			   (unsigned long long)(as->conntrack_errors +
-						as->track_errors),
-			   (unsigned long long)as->dump_failures,
-			   (unsigned long long)as->orphans_deleted);
-		return;
-	}
-	out_printf(c,
-		   "{\"sessions\": {\"total\": %llu, \"active\": %u, "
-		   "\"by_command\": {\"connect\": %llu, \"bind\": %llu, "
-		   "\"udp\": %llu, \"transparent\": %llu}, \"denied\": %llu, "
-		   "\"auth_failures\": %llu, \"malformed\": %llu},\n",
-		   (unsigned long long)ss->sessions_total, srv->nsessions,
-		   (unsigned long long)ss->sessions_by_cmd[1],
-		   (unsigned long long)ss->sessions_by_cmd[2],
-		   (unsigned long long)ss->sessions_by_cmd[3],
-		   (unsigned long long)ss->sessions_by_cmd[4],
-		   (unsigned long long)ss->denied,
-		   (unsigned long long)ss->auth_failures,
-		   (unsigned long long)ss->bad_requests);
-	out_printf(c,
-		   " \"associations\": {\"in_table\": %zu, \"live\": %zu, "
-		   "\"pending\": %zu, \"closing\": %zu, \"quarantine\": %zu, "
-		   "\"opened\": %llu, \"setup_failures\": %llu, \"ended\": {",
-		   n, au.live, au.pending, au.closing, au.quarantine,
-		   (unsigned long long)as->opened,
-		   (unsigned long long)as->setup_failures);
-	for (int i = 0; i < ASSOC_END_COUNT; i++)
-		out_printf(c, "%s\"%s\": %llu", i ? ", " : "", assoc_end_str(i),
-			   (unsigned long long)as->ended[i]);
-	out_printf(c,
-		   "}},\n \"kernel\": {\"readable\": %s, \"consistent\": "
-		   "%s, \"unconfirmed\": %zu, \"elements\": {",
-		   au.kernel_read ? "true" : "false",
-		   au.consistent ? "true" : "false", au.unconfirmed);
-	for (int k = 0; k < 4; k++)
-		out_printf(c, "%s\"%s\": %llu", k ? ", " : "", set_names[k],
-			   (unsigned long long)au.kernel[k]);
-	out_printf(c, "}, \"expected\": {");
-	for (int k = 0; k < 4; k++)
-		out_printf(c, "%s\"%s\": %llu", k ? ", " : "", set_names[k],
-			   (unsigned long long)au.expected[k]);
-	out_printf(
-		c,
-		"}},\n \"source_filter\": {\"dropped_packets\": %llu, "
-		"\"dropped_bytes\": %llu},\n \"netlink\": "
-		"{\"transactions\": %llu, \"errors\": %llu, "
-		"\"unanswered\": %llu, \"stale_answers\": %llu, "
-		"\"removals_retried\": %llu},\n "
-		"\"conntrack\": {\"events\": %llu, \"overruns\": %llu, "
-		"\"resyncs\": %llu, \"errors\": %llu, \"dump_failures\": "
-		"%llu, \"orphans_deleted\": %llu}}\n",
-		(unsigned long long)dp, (unsigned long long)db,
-		(unsigned long long)fs->transactions,
-		(unsigned long long)fs->errors,
-		(unsigned long long)fs->unanswered,
-		(unsigned long long)fs->stale_acks,
-		(unsigned long long)as->kernel_retries,
-		(unsigned long long)as->events,
-		(unsigned long long)as->event_overruns,
-		(unsigned long long)as->resyncs,
-		(unsigned long long)(as->conntrack_errors + as->track_errors),
-		(unsigned long long)as->dump_failures,
-		(unsigned long long)as->orphans_deleted);
-}
-
-static void answer_close(struct ctl_conn *c, const char *arg)
-{
-	struct srv *srv = c->ctl->srv;
-	char *end;
-	unsigned long id = strtoul(arg, &end, 10);
-
-	if (*arg == '\0' || *end != '\0' || id == 0 || id > 0xffffff) {
-		out_printf(c, "error: usage: close ASSOCIATION-ID\n");
-		return;
-	}
-	if (srv->assocs == NULL || assoc_terminate_id(srv->assocs, (uint32_t)id,
-						      ASSOC_END_OPERATOR) < 0) {
-		out_printf(c, "error: no live association %lu\n", id);
-		return;
-	}
-	log_info("control: association %lu closed by the operator", id);
-	out_printf(c, "closed %lu\n", id);
-}
-
-static void ctl_answer(struct ctl_conn *c, char *line)
-{
-	if (strcmp(line, "list") == 0)
-		answer_list(c, false);
-	else if (strcmp(line, "list json") == 0)
-		answer_list(c, true);
-	else if (strcmp(line, "stats") == 0)
-		answer_stats(c, false);
-	else if (strcmp(line, "stats json") == 0)
-		answer_stats(c, true);
-	else if (strncmp(line, "close ", 6) == 0)
-		answer_close(c, line + 6);
-	else
-		out_printf(c, "error: unknown request (list [json], close ID, "
-			      "stats [json])\n");
+	ctl_printf(c, "\"");
 }
 
 /* --- connections ------------------------------------------------------ */
 
 static void conn_free(struct ctl_conn *c)
 {
-	struct ev_loop *loop = c->ctl->srv->loop;
+	struct ev_loop *loop = c->ctl->loop;
 
 	ev_io_stop(loop, &c->rd);
 	ev_io_stop(loop, &c->wr);
@@ -451,7 +149,7 @@ static void conn_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (nl > c->in && nl[-1] == '\r')
 		nl[-1] = '\0';
 	ev_io_stop(loop, &c->rd);
-	ctl_answer(c, c->in);
+	c->ctl->handler(c->ctl->arg, c->in, c);
 	if (c->oom) {
 		conn_free(c);
 		return;
@@ -529,7 +227,8 @@ static bool ctl_in_use(const struct sockaddr_un *sun)
 	return used;
 }
 
-struct ctl *ctl_open(struct srv *srv, const char *path)
+struct ctl *ctl_open(struct ev_loop *loop, const char *path,
+		     ctl_handler handler, void *arg)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct ctl *ctl;
@@ -567,7 +266,9 @@ struct ctl *ctl_open(struct srv *srv, const char *path)
 	ctl = calloc(1, sizeof(*ctl));
 	if (ctl == NULL)
 		return NULL;
-	ctl->srv = srv;
+	ctl->loop = loop;
+	ctl->handler = handler;
+	ctl->arg = arg;
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
 	ctl->fd =
 		socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -587,7 +288,7 @@ struct ctl *ctl_open(struct srv *srv, const char *path)
 	ctl->w.data = ctl;
 	ev_timer_init(&ctl->retry, ctl_retry_cb, 0.5, 0.);
 	ctl->retry.data = ctl;
-	ev_io_start(srv->loop, &ctl->w);
+	ev_io_start(loop, &ctl->w);
 	log_info("control socket %s", path);
 	return ctl;
 }
@@ -596,8 +297,8 @@ void ctl_close(struct ctl *ctl)
 {
 	if (ctl == NULL)
 		return;
-	ev_io_stop(ctl->srv->loop, &ctl->w);
-	ev_timer_stop(ctl->srv->loop, &ctl->retry);
+	ev_io_stop(ctl->loop, &ctl->w);
+	ev_timer_stop(ctl->loop, &ctl->retry);
 	close(ctl->fd);
 	unlink(ctl->path);
 	free(ctl);

@@ -1,17 +1,32 @@
 /*
- * ctl: the control socket of socksgated (see ctl.c for the protocol);
- * `socksgate list|close|stats` are its client.
+ * ctl: the control socket's transport (`control PATH`: a Unix stream
+ * socket, mode 0600 in a 0700 directory, root or the daemon's own user
+ * only).  One request line per connection, the owner's answer, then
+ * close.  What the answers say is ctl_cmd.c's; this module knows nothing
+ * of the server.
  */
 #ifndef SOCKSGATE_CTL_H
 #define SOCKSGATE_CTL_H
 
-struct srv;
-struct ctl;
+#include <ev.h>
 
-/* Opens the socket at path (creating its directory 0700); NULL after
- * logging why. */
-struct ctl *ctl_open(struct srv *srv, const char *path);
+struct ctl;
+struct ctl_conn;
+
+/* Answers one request line (no newline) by writing to c. */
+typedef void (*ctl_handler)(void *arg, const char *line, struct ctl_conn *c);
+
+/* Opens the socket at path (creating its directory 0700); never replaces
+ * a socket a live process answers on.  NULL after logging why. */
+struct ctl *ctl_open(struct ev_loop *loop, const char *path,
+		     ctl_handler handler, void *arg);
 void ctl_close(struct ctl *ctl);
 const char *ctl_path(const struct ctl *ctl);
+
+/* Appends to the answer (out of memory: the connection is closed). */
+void ctl_printf(struct ctl_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends a JSON string, quoted and escaped. */
+void ctl_json_str(struct ctl_conn *c, const char *s);
 
 #endif

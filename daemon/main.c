@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "ct_probe.h"
 #include "log.h"
+#include "ctl_cmd.h"
 #include "srv.h"
 
 static void usage(FILE *f)
@@ -96,6 +97,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(srv.cfg_path, sizeof(srv.cfg_path), "%s", path);
 	srv.debug = debug;
+	srv.ctl_handler = ctl_cmd_answer;
 	log_init(foreground,
 		 debug ? LOG_LVL_DEBUG : (enum log_level)srv.cfg.log_level,
 		 "socksgated");

@@ -7,7 +7,7 @@
  * call it returns at once.  Failure replies never end the session from
  * inside sess_reply(); the CLOSING state and its timer do that.
  */
-#include "sess.h"
+#include "sess_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,11 +51,26 @@ const char *sess_state_str(enum sess_state st)
 	return (unsigned)st < SESS_STATE_COUNT ? state_names[st] : "?";
 }
 
-static const char *cmd_str(uint8_t cmd)
+struct sess *sess_next(const struct sess *s)
 {
-	static const char *const names[] = {"none", "connect", "bind", "udp",
-					    "transparent"};
-	return cmd < 5 ? names[cmd] : "?";
+	return s->next;
+}
+
+void sess_get_info(const struct sess *s, struct sess_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = s->id;
+	out->command = s5_cmd_str(s->cmd);
+	out->state = sess_state_str(s->state);
+	memcpy(&out->peer, &s->peer, sizeof(s->peer));
+	out->user = s->user;
+	out->dst = s->dst;
+	out->age = ev_now(s->srv->loop) - s->started;
+	sess_tcp_bytes(s, &out->bytes_up, &out->bytes_down);
+	if (s->assoc) {
+		out->has_assoc = true;
+		assoc_get_info(s->assoc, &out->assoc);
+	}
 }
 
 static void sess_log_end(struct sess *s)
@@ -68,15 +83,13 @@ static void sess_log_end(struct sess *s)
 		snprintf(dst, sizeof(dst), "%s", s->dst);
 	if (s->rep != 0xff)
 		snprintf(rep, sizeof(rep), "0x%02x", s->rep);
-	if (s->conn) {
-		up = s->conn->relay.up.bytes;
-		down = s->conn->relay.down.bytes;
-	}
+	sess_tcp_bytes(s, &up, &down);
 	log_info("session %llu end: client %s user %s cmd %s dst %s rep %s "
 		 "assoc %u up %llu down %llu duration %.3fs reason %s",
 		 (unsigned long long)s->id, peer, s->user ? s->user : "-",
-		 cmd_str(s->cmd), dst, rep, s->assoc_id, (unsigned long long)up,
-		 (unsigned long long)down, ev_now(s->srv->loop) - s->started,
+		 s5_cmd_str(s->cmd), dst, rep, s->assoc_id,
+		 (unsigned long long)up, (unsigned long long)down,
+		 ev_now(s->srv->loop) - s->started,
 		 s->end == SESS_END_ASSOC ? assoc_end_str(s->assoc_reason)
 					  : sess_end_str(s->end));
 }
@@ -94,6 +107,8 @@ void sess_end(struct sess *s, enum sess_end why)
 	if (s->state == SESS_TRANSPARENT || s->assoc)
 		sess_transparent_stop(s, why);
 	sess_connect_stop(s);
+	sess_bind_stop(s);
+	sess_tcp_stop(s);
 	sess_udp_stop(s);
 	ev_io_stop(srv->loop, &s->rd);
 	ev_io_stop(srv->loop, &s->wr);
@@ -101,7 +116,9 @@ void sess_end(struct sess *s, enum sess_end why)
 	sess_log_end(s);
 	close(s->fd);
 	sess_settle(s);
-	free(s->conn);
+	free(s->connect);
+	free(s->bind);
+	free(s->tcp);
 	free(s->user);
 	free(s->dst);
 	free(s->dst_name);

@@ -2,7 +2,8 @@
  * sess_bind: the BIND command (RFC 1928 section 4).  Listen on the
  * address the gateway uses toward DST (so DST can reach it), reply with
  * it, accept one connection, only from DST.ADDR (others are refused and
- * logged), reply with the peer's address, then relay as CONNECT does.
+ * logged), reply with the peer's address, then relay as CONNECT does
+ * (sess_tcp.c).
  * Bounded by `timeout bind`.
  */
 #include <errno.h>
@@ -14,7 +15,7 @@
 
 #include "addr.h"
 #include "log.h"
-#include "sess.h"
+#include "sess_int.h"
 #include "srv.h"
 
 /* As srv's listeners: how long accept rests when descriptors run out. */
@@ -28,7 +29,7 @@ static void bind_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	log_info("session %llu: BIND: no connection within %u s",
 		 (unsigned long long)s->id, s->srv->cfg.timeout_bind);
-	sess_connect_stop(s);
+	sess_bind_stop(s);
 	sess_reply(s, S5_REP_TTL_EXPIRED, NULL);
 }
 
@@ -37,13 +38,13 @@ static void bind_accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct sess *s = w->data;
 
 	(void)revents;
-	ev_io_start(loop, &s->conn->lw);
+	ev_io_start(loop, &s->bind->lw);
 }
 
 static void bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sess *s = w->data;
-	struct sess_conn *c = s->conn;
+	struct sess_bind *c = s->bind;
 	struct sockaddr_storage peer;
 	socklen_t pl = sizeof(peer);
 	char ps[ADDR_STRLEN], want[ADDR_STRLEN];
@@ -80,15 +81,14 @@ static void bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		close(fd);
 		return;
 	}
-	ev_io_stop(loop, &c->lw);
-	close(c->lfd);
-	c->lfd = -1;
+	sess_bind_stop(s);
 	ev_timer_stop(loop, &s->timer);
-	c->tfd = fd;
 	sess_reply(s, S5_REP_SUCCEEDED, (struct sockaddr *)&peer);
-	if (s->state == SESS_CLOSING)
+	if (s->state == SESS_CLOSING) {
+		close(fd);
 		return;
-	sess_connect_relay(s);
+	}
+	sess_tcp_start(s, fd);
 }
 
 /* The local address the gateway would use toward dst. */
@@ -110,7 +110,7 @@ static int local_toward(const struct sockaddr *dst,
 static void bind_listen(struct sess *s)
 {
 	struct srv *srv = s->srv;
-	struct sess_conn *c = s->conn;
+	struct sess_bind *c = s->bind;
 	struct sockaddr_storage la;
 	socklen_t ll = sizeof(la);
 
@@ -166,24 +166,24 @@ static void bind_resolved(void *arg, enum dns_result res,
 		sess_reply(s, S5_REP_HOST_UNREACH, NULL);
 		return;
 	}
-	s->conn->target = addrs[0];
-	addr_set_port((struct sockaddr *)&s->conn->target,
+	s->bind->target = addrs[0];
+	addr_set_port((struct sockaddr *)&s->bind->target,
 		      s->setup->req.dst.port);
 	bind_listen(s);
 }
 
 void sess_bind_start(struct sess *s)
 {
-	s->conn = calloc(1, sizeof(*s->conn));
-	if (s->conn == NULL) {
+	s->bind = calloc(1, sizeof(*s->bind));
+	if (s->bind == NULL) {
 		sess_reply(s, S5_REP_GENERAL, NULL);
 		return;
 	}
-	s->conn->tfd = s->conn->lfd = -1;
+	s->bind->lfd = -1;
 	ev_io_stop(s->srv->loop, &s->rd);
 	if (s->setup->req.dst.atyp != S5_ATYP_DOMAIN) {
-		addr_from_s5(&s->setup->req.dst, &s->conn->target);
-		addr_unmap(&s->conn->target);
+		addr_from_s5(&s->setup->req.dst, &s->bind->target);
+		addr_unmap(&s->bind->target);
 		bind_listen(s);
 		return;
 	}
@@ -195,4 +195,16 @@ void sess_bind_start(struct sess *s)
 	if (dns_resolve(s->srv->dns, s->setup->req.dst.u.dom.name, AF_UNSPEC,
 			bind_resolved, s, &s->dnsq) < 0)
 		sess_reply(s, S5_REP_GENERAL, NULL);
+}
+
+void sess_bind_stop(struct sess *s)
+{
+	if (s->bind == NULL)
+		return;
+	ev_io_stop(s->srv->loop, &s->bind->lw);
+	ev_timer_stop(s->srv->loop, &s->bind->lretry);
+	if (s->bind->lfd >= 0) {
+		close(s->bind->lfd);
+		s->bind->lfd = -1;
+	}
 }

@@ -2,7 +2,7 @@
  * sess_connect: the CONNECT command.  Resolve (c-ares) if DST is a name,
  * keep the addresses the rules allow, connect to them in turn with the
  * connect timeout, reply with the outbound socket's real local address,
- * then hand both sockets to the splice relay.
+ * then hand the connection to the TCP relay (sess_tcp.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 
 #include "addr.h"
 #include "log.h"
-#include "sess.h"
+#include "sess_int.h"
 #include "srv.h"
 
 static void connect_next(struct sess *s);
@@ -44,17 +44,8 @@ static uint8_t connect_errno_rep(int err)
  * says more than "general". */
 static void note_failure(struct sess *s, uint8_t rep)
 {
-	if (s->conn->best_rep == S5_REP_GENERAL || s->conn->best_rep == 0)
-		s->conn->best_rep = rep;
-}
-
-static void relay_done(void *arg, enum relay_end why)
-{
-	struct sess *s = arg;
-
-	sess_end(s, why == RELAY_END_CLOSED ? SESS_END_DONE
-		    : why == RELAY_END_IDLE ? SESS_END_IDLE
-					    : SESS_END_RESET);
+	if (s->connect->best_rep == S5_REP_GENERAL || s->connect->best_rep == 0)
+		s->connect->best_rep = rep;
 }
 
 static void connect_established(struct sess *s)
@@ -63,9 +54,9 @@ static void connect_established(struct sess *s)
 	socklen_t bl = sizeof(bnd);
 	struct srv *srv = s->srv;
 
-	ev_io_stop(srv->loop, &s->conn->cw);
+	ev_io_stop(srv->loop, &s->connect->cw);
 	ev_timer_stop(srv->loop, &s->timer);
-	if (getsockname(s->conn->tfd, (struct sockaddr *)&bnd, &bl) < 0) {
+	if (getsockname(s->connect->fd, (struct sockaddr *)&bnd, &bl) < 0) {
 		sess_reply(s, S5_REP_GENERAL, NULL);
 		return;
 	}
@@ -73,49 +64,24 @@ static void connect_established(struct sess *s)
 	sess_reply(s, S5_REP_SUCCEEDED, (struct sockaddr *)&bnd);
 	if (s->state == SESS_CLOSING)
 		return;
-	sess_connect_relay(s);
-}
-
-void sess_connect_relay(struct sess *s)
-{
-	struct srv *srv = s->srv;
-
-	if (s->outlen > 0) { /* the relay must not overtake the reply */
-		sess_end(s, SESS_END_RESET);
-		return;
-	}
-	/* Bytes the client sent right after its request go first. */
-	if (s->setup && s->setup->inlen > 0) {
-		ssize_t n = send(s->conn->tfd, s->setup->in, s->setup->inlen,
-				 MSG_NOSIGNAL);
-		if (n != (ssize_t)s->setup->inlen) {
-			sess_end(s, SESS_END_RESET);
-			return;
-		}
-		s->conn->relay.up.bytes += (uint64_t)n;
-		s->setup->inlen = 0;
-	}
-	s->state = SESS_RELAY;
-	sess_settle(s);
-	ev_io_stop(srv->loop, &s->rd);
-	relay_start(&s->conn->relay, srv->loop, s->fd, s->conn->tfd,
-		    srv->cfg.timeout_idle, relay_done, s);
+	int fd = s->connect->fd;
+	s->connect->fd = -1; /* the relay's now */
+	sess_tcp_start(s, fd);
 }
 
 static void connect_fail_current(struct sess *s, int err)
 {
 	char dst[ADDR_STRLEN];
 
-	log_debug(
-		"session %llu: connect to %s: %s", (unsigned long long)s->id,
-		addr_str((struct sockaddr *)&s->conn->target, dst, sizeof(dst)),
-		strerror(err));
+	log_debug("session %llu: connect to %s: %s", (unsigned long long)s->id,
+		  addr_str((struct sockaddr *)&s->connect->target, dst,
+			   sizeof(dst)),
+		  strerror(err));
 	note_failure(s, connect_errno_rep(err));
-	ev_io_stop(s->srv->loop, &s->conn->cw);
-	close(s->conn->tfd);
-	s->conn->tfd = -1;
-	s->conn->lfd = -1;
-	s->conn->addr_idx++;
+	ev_io_stop(s->srv->loop, &s->connect->cw);
+	close(s->connect->fd);
+	s->connect->fd = -1;
+	s->connect->addr_idx++;
 	connect_next(s);
 }
 
@@ -127,7 +93,7 @@ static void connect_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (getsockopt(s->conn->tfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+	if (getsockopt(s->connect->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 		err = errno;
 	if (err == 0)
 		connect_established(s);
@@ -147,7 +113,7 @@ static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	/* Drop the remaining addresses: the client waited long enough. */
-	s->conn->naddrs = s->conn->addr_idx + 1;
+	s->connect->naddrs = s->connect->addr_idx + 1;
 	connect_fail_current(s, ETIMEDOUT);
 }
 
@@ -156,9 +122,10 @@ static void connect_next(struct sess *s)
 {
 	struct srv *srv = s->srv;
 
-	for (; s->conn->addr_idx < s->conn->naddrs; s->conn->addr_idx++) {
-		struct sockaddr *sa =
-			(struct sockaddr *)&s->conn->addrs[s->conn->addr_idx];
+	for (; s->connect->addr_idx < s->connect->naddrs;
+	     s->connect->addr_idx++) {
+		struct sockaddr *sa = (struct sockaddr *)&s->connect
+					      ->addrs[s->connect->addr_idx];
 		int fd = socket(sa->sa_family,
 				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
@@ -167,14 +134,15 @@ static void connect_next(struct sess *s)
 			note_failure(s, S5_REP_GENERAL);
 			continue;
 		}
-		s->conn->target = s->conn->addrs[s->conn->addr_idx];
+		s->connect->target = s->connect->addrs[s->connect->addr_idx];
 		if (connect(fd, sa, addr_len(sa)) == 0 ||
 		    errno == EINPROGRESS) {
-			s->conn->tfd = fd;
+			s->connect->fd = fd;
 			s->state = SESS_CONNECTING;
-			ev_io_init(&s->conn->cw, connect_wr_cb, fd, EV_WRITE);
-			s->conn->cw.data = s;
-			ev_io_start(srv->loop, &s->conn->cw);
+			ev_io_init(&s->connect->cw, connect_wr_cb, fd,
+				   EV_WRITE);
+			s->connect->cw.data = s;
+			ev_io_start(srv->loop, &s->connect->cw);
 			ev_timer_stop(srv->loop, &s->timer);
 			ev_set_cb(&s->timer, connect_timeout_cb);
 			ev_timer_set(&s->timer,
@@ -186,7 +154,8 @@ static void connect_next(struct sess *s)
 		close(fd);
 	}
 	sess_reply(s,
-		   s->conn->best_rep ? s->conn->best_rep : S5_REP_HOST_UNREACH,
+		   s->connect->best_rep ? s->connect->best_rep
+					: S5_REP_HOST_UNREACH,
 		   NULL);
 }
 
@@ -195,18 +164,18 @@ static void connect_filter_and_go(struct sess *s, const char *name)
 {
 	size_t kept = 0;
 
-	for (size_t i = 0; i < s->conn->naddrs; i++) {
-		struct sockaddr *sa = (struct sockaddr *)&s->conn->addrs[i];
+	for (size_t i = 0; i < s->connect->naddrs; i++) {
+		struct sockaddr *sa = (struct sockaddr *)&s->connect->addrs[i];
 		addr_set_port(sa, s->setup->req.dst.port);
 		if (sess_allowed(s, sa, name, s->setup->req.dst.port))
-			s->conn->addrs[kept++] = s->conn->addrs[i];
+			s->connect->addrs[kept++] = s->connect->addrs[i];
 	}
 	if (kept == 0) {
 		sess_reply(s, S5_REP_NOT_ALLOWED, NULL);
 		return;
 	}
-	s->conn->naddrs = kept;
-	s->conn->addr_idx = 0;
+	s->connect->naddrs = kept;
+	s->connect->addr_idx = 0;
 	connect_next(s);
 }
 
@@ -221,8 +190,8 @@ static void connect_resolved(void *arg, enum dns_result res,
 		sess_reply(s, S5_REP_HOST_UNREACH, NULL);
 		return;
 	}
-	memcpy(s->conn->addrs, addrs, n * sizeof(addrs[0]));
-	s->conn->naddrs = n;
+	memcpy(s->connect->addrs, addrs, n * sizeof(addrs[0]));
+	s->connect->naddrs = n;
 	connect_filter_and_go(s, s->setup->req.dst.u.dom.name);
 }
 
@@ -230,20 +199,19 @@ void sess_connect_start(struct sess *s)
 {
 	struct srv *srv = s->srv;
 
-	s->conn = calloc(1, sizeof(*s->conn));
-	if (s->conn == NULL) {
+	s->connect = calloc(1, sizeof(*s->connect));
+	if (s->connect == NULL) {
 		sess_reply(s, S5_REP_GENERAL, NULL);
 		return;
 	}
-	s->conn->tfd = -1;
-	s->conn->lfd = -1;
+	s->connect->fd = -1;
 	/* Pipelined bytes stay in s->in; stop reading until the relay. */
 	ev_io_stop(srv->loop, &s->rd);
 	if (s->setup->req.dst.atyp != S5_ATYP_DOMAIN) {
-		addr_from_s5(&s->setup->req.dst, &s->conn->addrs[0]);
+		addr_from_s5(&s->setup->req.dst, &s->connect->addrs[0]);
 		/* ::ffff:a.b.c.d reaches a.b.c.d: the rules must see that. */
-		addr_unmap(&s->conn->addrs[0]);
-		s->conn->naddrs = 1;
+		addr_unmap(&s->connect->addrs[0]);
+		s->connect->naddrs = 1;
 		connect_filter_and_go(s, NULL);
 		return;
 	}
@@ -259,19 +227,11 @@ void sess_connect_start(struct sess *s)
 void sess_connect_stop(struct sess *s)
 {
 	dns_cancel(&s->dnsq);
-	if (s->conn == NULL)
+	if (s->connect == NULL)
 		return;
-	ev_io_stop(s->srv->loop, &s->conn->cw);
-	ev_io_stop(s->srv->loop, &s->conn->lw);
-	ev_timer_stop(s->srv->loop, &s->conn->lretry);
-	if (s->conn->lfd >= 0) {
-		close(s->conn->lfd);
-		s->conn->lfd = -1;
-	}
-	relay_stop(&s->conn->relay);
-	if (s->conn->tfd >= 0) {
-		close(s->conn->tfd);
-		s->conn->tfd = -1;
-		s->conn->lfd = -1;
+	ev_io_stop(s->srv->loop, &s->connect->cw);
+	if (s->connect->fd >= 0) {
+		close(s->connect->fd);
+		s->connect->fd = -1;
 	}
 }

@@ -15,7 +15,7 @@
 #include "assoc.h"
 #include "ct_probe.h"
 #include "log.h"
-#include "sess.h"
+#include "sess_int.h"
 #include "sess_check.h"
 #include "srv.h"
 #include "grow.h"

@@ -25,7 +25,7 @@
 #include "addr.h"
 #include "log.h"
 #include "pol.h"
-#include "sess.h"
+#include "sess_int.h"
 #include "srv.h"
 
 #define UDP_CACHE 8

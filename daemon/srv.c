@@ -250,7 +250,8 @@ static void srv_reload(struct srv *s)
 	}
 	if (s->ctl == NULL || strcmp(ctl_path(s->ctl), s->cfg.control_path)) {
 		ctl_close(s->ctl);
-		s->ctl = ctl_open(s, s->cfg.control_path);
+		s->ctl = ctl_open(s->loop, s->cfg.control_path, s->ctl_handler,
+				  s);
 	}
 	srv_maybe_resume(s);
 	log_info("configuration reloaded");
@@ -324,7 +325,7 @@ int srv_init(struct srv *s, struct ev_loop *loop)
 	s->accept_retry.data = s;
 	if (srv_listeners_apply(s, &s->cfg) < 0)
 		return -1;
-	s->ctl = ctl_open(s, s->cfg.control_path);
+	s->ctl = ctl_open(s->loop, s->cfg.control_path, s->ctl_handler, s);
 	ev_signal_init(&s->sig_int, srv_signal_cb, SIGINT);
 	ev_signal_init(&s->sig_term, srv_signal_cb, SIGTERM);
 	ev_signal_init(&s->sig_hup, srv_signal_cb, SIGHUP);

@@ -19,6 +19,7 @@ struct auth_worker;
 struct dns;
 struct assoc_table;
 struct ctl;
+struct ctl_conn;
 
 struct srv_listener {
 	ev_io w;
@@ -55,6 +56,9 @@ struct srv {
 	struct srv_stats stats;
 	struct assoc_table *assocs; /* TRANSPARENT; NULL if unavailable */
 	struct ctl *ctl;	    /* control socket; NULL if it failed */
+	/* What the control socket answers (ctl_cmd_answer, set by main.c:
+	 * the module that reads the server is not the server's to name). */
+	void (*ctl_handler)(void *srv, const char *line, struct ctl_conn *c);
 	bool stopping;
 	bool debug;	  /* -d: debug logging whatever log-level says */
 	uint8_t *udp_buf; /* UDP ASSOCIATE scratch buffer (one datagram) */

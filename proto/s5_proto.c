@@ -425,6 +425,21 @@ const char *s5_status_str(enum s5_status st)
 	return "?";
 }
 
+const char *s5_cmd_str(uint8_t cmd)
+{
+	static const char *const names[] = {
+		[0] = "none",
+		[S5_CMD_CONNECT] = "connect",
+		[S5_CMD_BIND] = "bind",
+		[S5_CMD_UDP] = "udp",
+		[S5_CMD_TRANSPARENT] = "transparent",
+	};
+	_Static_assert(sizeof(names) / sizeof(names[0]) ==
+			       S5_CMD_TRANSPARENT + 1,
+		       "a name per command");
+	return cmd < sizeof(names) / sizeof(names[0]) ? names[cmd] : "?";
+}
+
 const char *s5_rep_str(uint8_t rep)
 {
 	static const char *const names[] = {

@@ -210,6 +210,9 @@ const char *s5_addr_str(const struct s5_addr *a, char *out, size_t cap);
 const char *s5_status_str(enum s5_status st);
 /* Short English name of a reply code, for logs. */
 const char *s5_rep_str(uint8_t rep);
+/* "connect", "bind", "udp", "transparent"; "none" for 0 (no request
+ * yet); "?" otherwise. */
+const char *s5_cmd_str(uint8_t cmd);
 /* The reply code a server sends for a request that failed to parse. */
 uint8_t s5_status_to_rep(enum s5_status st);
 

@@ -1,0 +1,301 @@
+/*
+ * ctl_cmd: what the control socket answers (ctl.c carries the lines):
+ *   list [json]     every session, and its association if TRANSPARENT
+ *   close ID        end association ID (reason operator)
+ *   stats [json]    counters, and the kernel's elements against the record
+ * An answer that starts with "error: " is a failure.
+ */
+#include "ctl_cmd.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "assoc.h"
+#include "ctl.h"
+#include "log.h"
+#include "sess.h"
+#include "srv.h"
+
+/* --- list -------------------------------------------------------------- */
+
+static void list_text(struct ctl_conn *c, const struct sess_info *si)
+{
+	char peer[ADDR_STRLEN];
+	const struct assoc_info *ai = &si->assoc;
+
+	ctl_printf(c, "%-7llu %-11s %-24s %-10s %-11s ",
+		   (unsigned long long)si->id, si->command,
+		   addr_str((const struct sockaddr *)&si->peer, peer,
+			    sizeof(peer)),
+		   si->user ? si->user : "-", si->state);
+	if (si->has_assoc) {
+		char sa[ADDR_STRLEN], ba[ADDR_STRLEN], da[ADDR_STRLEN];
+		ctl_printf(c,
+			   "%-7u %8.1fs ptcl %u %s -> %s -> %s up %llu B %llu "
+			   "pkt down %llu B %llu pkt\n",
+			   ai->id, si->age, ai->proto,
+			   addr_str((const struct sockaddr *)&ai->src, sa,
+				    sizeof(sa)),
+			   addr_str((const struct sockaddr *)&ai->bnd, ba,
+				    sizeof(ba)),
+			   addr_str((const struct sockaddr *)&ai->dst, da,
+				    sizeof(da)),
+			   (unsigned long long)ai->bytes_orig,
+			   (unsigned long long)ai->packets_orig,
+			   (unsigned long long)ai->bytes_reply,
+			   (unsigned long long)ai->packets_reply);
+		return;
+	}
+	ctl_printf(c, "%-7s %8.1fs dst %s up %llu B down %llu B\n", "-",
+		   si->age, si->dst ? si->dst : "-",
+		   (unsigned long long)si->bytes_up,
+		   (unsigned long long)si->bytes_down);
+}
+
+static void list_json(struct ctl_conn *c, const struct sess_info *si,
+		      bool first)
+{
+	char peer[ADDR_STRLEN];
+	const struct assoc_info *ai = &si->assoc;
+
+	ctl_printf(c,
+		   "%s\n  {\"id\": %llu, \"command\": \"%s\", "
+		   "\"client\": \"%s\", \"user\": ",
+		   first ? "" : ",", (unsigned long long)si->id, si->command,
+		   addr_str((const struct sockaddr *)&si->peer, peer,
+			    sizeof(peer)));
+	if (si->user)
+		ctl_json_str(c, si->user);
+	else
+		ctl_printf(c, "null");
+	ctl_printf(c, ", \"state\": \"%s\", \"age\": %.3f, \"destination\": ",
+		   si->state, si->age);
+	ctl_json_str(c, si->dst ? si->dst : "-");
+	ctl_printf(c, ", \"bytes_up\": %llu, \"bytes_down\": %llu",
+		   (unsigned long long)si->bytes_up,
+		   (unsigned long long)si->bytes_down);
+	if (si->has_assoc) {
+		char sa[ADDR_STRLEN], ba[ADDR_STRLEN], da[ADDR_STRLEN];
+		ctl_printf(c,
+			   ", \"association\": {\"id\": %u, \"ptcl\": %u, "
+			   "\"source\": \"%s\", \"bound\": \"%s\", "
+			   "\"destination\": \"%s\", \"state\": \"%s\", "
+			   "\"age\": %.3f, \"packets_up\": %llu, "
+			   "\"bytes_up\": %llu, \"packets_down\": %llu, "
+			   "\"bytes_down\": %llu}",
+			   ai->id, ai->proto,
+			   addr_str((const struct sockaddr *)&ai->src, sa,
+				    sizeof(sa)),
+			   addr_str((const struct sockaddr *)&ai->bnd, ba,
+				    sizeof(ba)),
+			   addr_str((const struct sockaddr *)&ai->dst, da,
+				    sizeof(da)),
+			   ai->state, ai->age,
+			   (unsigned long long)ai->packets_orig,
+			   (unsigned long long)ai->bytes_orig,
+			   (unsigned long long)ai->packets_reply,
+			   (unsigned long long)ai->bytes_reply);
+	}
+	ctl_printf(c, "}");
+}
+
+static void answer_list(struct srv *srv, struct ctl_conn *c, bool json)
+{
+	bool first = true;
+
+	/* Fresh counters: one conntrack dump. */
+	if (srv->assocs)
+		assoc_table_refresh(srv->assocs);
+	if (json)
+		ctl_printf(c, "{\"sessions\": [");
+	else
+		ctl_printf(c, "%-7s %-11s %-24s %-10s %-11s %-7s %9s %s\n",
+			   "SESSION", "COMMAND", "CLIENT", "USER", "STATE",
+			   "ASSOC", "AGE", "DETAILS");
+	for (struct sess *s = srv->sessions; s; s = sess_next(s)) {
+		struct sess_info si;
+		sess_get_info(s, &si);
+		if (json)
+			list_json(c, &si, first);
+		else
+			list_text(c, &si);
+		first = false;
+	}
+	if (json)
+		ctl_printf(c, "\n]}\n");
+}
+
+/* --- stats ------------------------------------------------------------- */
+
+static const char *const set_names[] = {"bound", "assoc", "dnat", "mark"};
+
+static void answer_stats(struct srv *srv, struct ctl_conn *c, bool json)
+{
+	const struct srv_stats *ss = &srv->stats;
+	static const struct assoc_stats none;
+	const struct assoc_stats *as =
+		srv->assocs ? assoc_table_stats(srv->assocs) : &none;
+	struct assoc_audit au;
+	size_t n = srv->assocs ? assoc_table_count(srv->assocs) : 0;
+
+	memset(&au, 0, sizeof(au));
+	if (srv->assocs)
+		assoc_table_audit(srv->assocs, &au);
+	if (!json) {
+		ctl_printf(c,
+			   "sessions: %llu total, %u active; connect %llu "
+			   "bind %llu udp %llu transparent %llu\n"
+			   "refused: %llu denied by rules, %llu auth "
+			   "failures, %llu malformed\n"
+			   "associations: %zu in table (%zu live, %zu pending, "
+			   "%zu closing, %zu quarantine), %llu opened, %llu "
+			   "setup failures\n",
+			   (unsigned long long)ss->sessions_total,
+			   srv->nsessions,
+			   (unsigned long long)ss->sessions_by_cmd[1],
+			   (unsigned long long)ss->sessions_by_cmd[2],
+			   (unsigned long long)ss->sessions_by_cmd[3],
+			   (unsigned long long)ss->sessions_by_cmd[4],
+			   (unsigned long long)ss->denied,
+			   (unsigned long long)ss->auth_failures,
+			   (unsigned long long)ss->bad_requests, n, au.live,
+			   au.pending, au.closing, au.quarantine,
+			   (unsigned long long)as->opened,
+			   (unsigned long long)as->setup_failures);
+		ctl_printf(c, "ended:");
+		for (int i = 0; i < ASSOC_END_COUNT; i++)
+			ctl_printf(c, " %s %llu", assoc_end_str(i),
+				   (unsigned long long)as->ended[i]);
+		ctl_printf(c, "\nkernel elements:");
+		for (int k = 0; k < 4; k++)
+			ctl_printf(c, " %s %llu/%llu", set_names[k],
+				   (unsigned long long)au.kernel[k],
+				   (unsigned long long)au.expected[k]);
+		ctl_printf(c, " (kernel/record): %s; %zu unconfirmed\n",
+			   !au.kernel_read ? "unreadable"
+			   : au.consistent ? "consistent"
+					   : "DIFFERENT",
+			   au.unconfirmed);
+		ctl_printf(c,
+			   "source filter: %llu packets %llu bytes "
+			   "dropped\nnetlink: %llu transactions, %llu "
+			   "errors, %llu unanswered, %llu stale answers, %llu "
+			   "removals retried\nconntrack: %llu events, %llu "
+			   "overruns, %llu resyncs, %llu errors, %llu dump "
+			   "failures, %llu orphans deleted\n",
+			   (unsigned long long)as->dropped_packets,
+			   (unsigned long long)as->dropped_bytes,
+			   (unsigned long long)as->nl_transactions,
+			   (unsigned long long)as->nl_errors,
+			   (unsigned long long)as->nl_unanswered,
+			   (unsigned long long)as->nl_stale,
+			   (unsigned long long)as->kernel_retries,
+			   (unsigned long long)as->events,
+			   (unsigned long long)as->event_overruns,
+			   (unsigned long long)as->resyncs,
+			   (unsigned long long)(as->conntrack_errors +
+						as->track_errors),
+			   (unsigned long long)as->dump_failures,
+			   (unsigned long long)as->orphans_deleted);
+		return;
+	}
+	ctl_printf(c,
+		   "{\"sessions\": {\"total\": %llu, \"active\": %u, "
+		   "\"by_command\": {\"connect\": %llu, \"bind\": %llu, "
+		   "\"udp\": %llu, \"transparent\": %llu}, \"denied\": %llu, "
+		   "\"auth_failures\": %llu, \"malformed\": %llu},\n",
+		   (unsigned long long)ss->sessions_total, srv->nsessions,
+		   (unsigned long long)ss->sessions_by_cmd[1],
+		   (unsigned long long)ss->sessions_by_cmd[2],
+		   (unsigned long long)ss->sessions_by_cmd[3],
+		   (unsigned long long)ss->sessions_by_cmd[4],
+		   (unsigned long long)ss->denied,
+		   (unsigned long long)ss->auth_failures,
+		   (unsigned long long)ss->bad_requests);
+	ctl_printf(c,
+		   " \"associations\": {\"in_table\": %zu, \"live\": %zu, "
+		   "\"pending\": %zu, \"closing\": %zu, \"quarantine\": %zu, "
+		   "\"opened\": %llu, \"setup_failures\": %llu, \"ended\": {",
+		   n, au.live, au.pending, au.closing, au.quarantine,
+		   (unsigned long long)as->opened,
+		   (unsigned long long)as->setup_failures);
+	for (int i = 0; i < ASSOC_END_COUNT; i++)
+		ctl_printf(c, "%s\"%s\": %llu", i ? ", " : "", assoc_end_str(i),
+			   (unsigned long long)as->ended[i]);
+	ctl_printf(c,
+		   "}},\n \"kernel\": {\"readable\": %s, \"consistent\": "
+		   "%s, \"unconfirmed\": %zu, \"elements\": {",
+		   au.kernel_read ? "true" : "false",
+		   au.consistent ? "true" : "false", au.unconfirmed);
+	for (int k = 0; k < 4; k++)
+		ctl_printf(c, "%s\"%s\": %llu", k ? ", " : "", set_names[k],
+			   (unsigned long long)au.kernel[k]);
+	ctl_printf(c, "}, \"expected\": {");
+	for (int k = 0; k < 4; k++)
+		ctl_printf(c, "%s\"%s\": %llu", k ? ", " : "", set_names[k],
+			   (unsigned long long)au.expected[k]);
+	ctl_printf(
+		c,
+		"}},\n \"source_filter\": {\"dropped_packets\": %llu, "
+		"\"dropped_bytes\": %llu},\n \"netlink\": "
+		"{\"transactions\": %llu, \"errors\": %llu, "
+		"\"unanswered\": %llu, \"stale_answers\": %llu, "
+		"\"removals_retried\": %llu},\n "
+		"\"conntrack\": {\"events\": %llu, \"overruns\": %llu, "
+		"\"resyncs\": %llu, \"errors\": %llu, \"dump_failures\": "
+		"%llu, \"orphans_deleted\": %llu}}\n",
+		(unsigned long long)as->dropped_packets,
+		(unsigned long long)as->dropped_bytes,
+		(unsigned long long)as->nl_transactions,
+		(unsigned long long)as->nl_errors,
+		(unsigned long long)as->nl_unanswered,
+		(unsigned long long)as->nl_stale,
+		(unsigned long long)as->kernel_retries,
+		(unsigned long long)as->events,
+		(unsigned long long)as->event_overruns,
+		(unsigned long long)as->resyncs,
+		(unsigned long long)(as->conntrack_errors + as->track_errors),
+		(unsigned long long)as->dump_failures,
+		(unsigned long long)as->orphans_deleted);
+}
+
+/* --- close ------------------------------------------------------------- */
+
+static void answer_close(struct srv *srv, struct ctl_conn *c, const char *arg)
+{
+	char *end;
+	unsigned long id = strtoul(arg, &end, 10);
+
+	if (*arg == '\0' || *end != '\0' || id == 0 || id > 0xffffff) {
+		ctl_printf(c, "error: usage: close ASSOCIATION-ID\n");
+		return;
+	}
+	if (srv->assocs == NULL || assoc_terminate_id(srv->assocs, (uint32_t)id,
+						      ASSOC_END_OPERATOR) < 0) {
+		ctl_printf(c, "error: no live association %lu\n", id);
+		return;
+	}
+	log_info("control: association %lu closed by the operator", id);
+	ctl_printf(c, "closed %lu\n", id);
+}
+
+void ctl_cmd_answer(void *arg, const char *line, struct ctl_conn *c)
+{
+	struct srv *srv = arg;
+
+	if (strcmp(line, "list") == 0)
+		answer_list(srv, c, false);
+	else if (strcmp(line, "list json") == 0)
+		answer_list(srv, c, true);
+	else if (strcmp(line, "stats") == 0)
+		answer_stats(srv, c, false);
+	else if (strcmp(line, "stats json") == 0)
+		answer_stats(srv, c, true);
+	else if (strncmp(line, "close ", 6) == 0)
+		answer_close(srv, c, line + 6);
+	else
+		ctl_printf(c, "error: unknown request (list [json], close ID, "
+			      "stats [json])\n");
+}

@@ -1,0 +1,74 @@
+/*
+ * sess_tcp: the byte relay of a session's TCP connection, shared by
+ * CONNECT (once connected) and BIND (once the peer came): the bytes the
+ * client pipelined after its request go first, then relay.c moves the
+ * streams (splice) until both sides are done, an error, or the idle
+ * timeout; the session ends with it.
+ */
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sess_int.h"
+#include "srv.h"
+
+static void tcp_done(void *arg, enum relay_end why)
+{
+	struct sess *s = arg;
+
+	sess_end(s, why == RELAY_END_CLOSED ? SESS_END_DONE
+		    : why == RELAY_END_IDLE ? SESS_END_IDLE
+					    : SESS_END_RESET);
+}
+
+void sess_tcp_start(struct sess *s, int fd)
+{
+	struct srv *srv = s->srv;
+
+	s->tcp = calloc(1, sizeof(*s->tcp));
+	if (s->tcp == NULL) {
+		close(fd);
+		sess_end(s, SESS_END_RESET);
+		return;
+	}
+	s->tcp->fd = fd;
+	if (s->outlen > 0) { /* the relay must not overtake the reply */
+		sess_end(s, SESS_END_RESET);
+		return;
+	}
+	/* Bytes the client sent right after its request go first. */
+	if (s->setup && s->setup->inlen > 0) {
+		ssize_t n =
+			send(fd, s->setup->in, s->setup->inlen, MSG_NOSIGNAL);
+		if (n != (ssize_t)s->setup->inlen) {
+			sess_end(s, SESS_END_RESET);
+			return;
+		}
+		s->tcp->relay.up.bytes += (uint64_t)n;
+		s->setup->inlen = 0;
+	}
+	s->state = SESS_RELAY;
+	sess_settle(s);
+	ev_io_stop(srv->loop, &s->rd);
+	if (relay_start(&s->tcp->relay, srv->loop, s->fd, fd,
+			srv->cfg.timeout_idle, tcp_done, s) < 0)
+		sess_end(s, SESS_END_RESET);
+}
+
+void sess_tcp_stop(struct sess *s)
+{
+	if (s->tcp == NULL)
+		return;
+	relay_stop(&s->tcp->relay);
+	if (s->tcp->fd >= 0)
+		close(s->tcp->fd);
+	/* Kept (stopped) until the session is freed: its byte counts go
+	 * into the end log line. */
+	s->tcp->fd = -1;
+}
+
+void sess_tcp_bytes(const struct sess *s, uint64_t *up, uint64_t *down)
+{
+	*up = s->tcp ? s->tcp->relay.up.bytes : 0;
+	*down = s->tcp ? s->tcp->relay.down.bytes : 0;
+}
