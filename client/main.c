@@ -160,7 +160,40 @@ static int hold(int fd, pid_t child)
 	}
 }
 
-static int cmd_transparent(int argc, char **argv)
+/* --proxy: "host[:port]", "v4:port", "[v6]:port", "v6" or "[v6]". */
+static void parse_proxy(const char *arg, char *host, size_t cap, uint16_t *port)
+{
+	struct s5_addr a;
+
+	if (sgc_parse_hostport(arg, &a) == 0) {
+		s5_addr_str(&a, host, cap);
+		*strrchr(host, ':') = '\0';
+		if (host[0] == '[') {
+			memmove(host, host + 1, strlen(host));
+			host[strlen(host) - 1] = '\0';
+		}
+		*port = a.port;
+		return;
+	}
+	size_t l = strlen(arg);
+	if (arg[0] == '[' && l > 2 && arg[l - 1] == ']') {
+		arg++;
+		l -= 2;
+	}
+	snprintf(host, cap, "%.*s", (int)l, arg);
+}
+
+struct tp_args {
+	struct sgc_opts o;
+	struct s5_request req;
+	char proxy[300];
+	const char *pwfile;
+	int proto;
+};
+
+/* Parses the options of `transparent`; returns -1 when the request can
+ * go, else the exit status (0 after --help). */
+static int tp_parse(int argc, char **argv, struct tp_args *a)
 {
 	static const struct option longopts[] = {
 		{"proxy", required_argument, NULL, 'x'},
@@ -172,70 +205,40 @@ static int cmd_transparent(int argc, char **argv)
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	struct sgc_opts o = {0};
-	struct s5_request req = {.cmd = S5_CMD_TRANSPARENT};
-	struct s5_reply rep;
-	char proxy[300] = "", password[256] = "", err[256], pbuf[8];
-	const char *pwfile = NULL;
-	int ch, proto = -1, fd;
 	bool have_src = false, have_dst = false;
-	sigset_t set;
-	pid_t child = -1;
+	int ch;
 
+	memset(a, 0, sizeof(*a));
+	a->req.cmd = S5_CMD_TRANSPARENT;
+	a->proto = -1;
 	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'x': {
-			struct s5_addr a;
-			if (sgc_parse_hostport(optarg, &a) == 0) {
-				s5_addr_str(&a, proxy, sizeof(proxy));
-				*strrchr(proxy, ':') = '\0';
-				if (proxy[0] == '[') {
-					memmove(proxy, proxy + 1,
-						strlen(proxy));
-					proxy[strlen(proxy) - 1] = '\0';
-				}
-				o.proxy_port = a.port;
-			} else {
-				/* No port: "host", "v6addr" or "[v6addr]". */
-				const char *h = optarg;
-				size_t l = strlen(h);
-				if (h[0] == '[' && l > 2 && h[l - 1] == ']') {
-					h++;
-					l -= 2;
-				}
-				snprintf(proxy, sizeof(proxy), "%.*s", (int)l,
-					 h);
-			}
+		case 'x':
+			parse_proxy(optarg, a->proxy, sizeof(a->proxy),
+				    &a->o.proxy_port);
 			break;
-		}
 		case 'p':
-			proto = parse_proto(optarg);
+			a->proto = parse_proto(optarg);
 			break;
 		case 's':
-			have_src = sgc_parse_hostport(optarg, &req.src) == 0;
-			if (!have_src) {
-				fprintf(stderr,
-					"socksgate: bad --source '%s'\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			break;
 		case 'd':
-			have_dst = sgc_parse_hostport(optarg, &req.dst) == 0;
-			if (!have_dst) {
-				fprintf(stderr, "socksgate: bad --dest '%s'\n",
-					optarg);
+			if (sgc_parse_hostport(optarg,
+					       ch == 's' ? &a->req.src
+							 : &a->req.dst) < 0) {
+				fprintf(stderr, "socksgate: bad --%s '%s'\n",
+					ch == 's' ? "source" : "dest", optarg);
 				return EXIT_USAGE;
 			}
+			*(ch == 's' ? &have_src : &have_dst) = true;
 			break;
 		case 'u':
-			o.user = optarg;
+			a->o.user = optarg;
 			break;
 		case 'P':
-			pwfile = optarg;
+			a->pwfile = optarg;
 			break;
 		case 't':
-			o.timeout_ms = atoi(optarg) * 1000;
+			a->o.timeout_ms = atoi(optarg) * 1000;
 			break;
 		case 'h':
 			usage(stdout);
@@ -245,64 +248,93 @@ static int cmd_transparent(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (proxy[0] == '\0' || proto < 0 || !have_src || !have_dst ||
-	    (o.user && !pwfile)) {
+	if (a->proxy[0] == '\0' || a->proto < 0 || !have_src || !have_dst ||
+	    (a->o.user && !a->pwfile)) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (pwfile) {
-		if (read_password(pwfile, password, sizeof(password)) < 0)
-			return EXIT_ERROR;
-		o.password = password;
+	a->o.proxy_host = a->proxy;
+	a->req.ptcl = (uint8_t)a->proto;
+	return -1;
+}
+
+/* The exit status of a request that did not succeed. */
+static int tp_failure_status(enum sgc_result r, const struct s5_reply *rep,
+			     const char *err)
+{
+	fprintf(stderr, "socksgate: %s\n", err);
+	switch (r) {
+	case SGC_ERR_REFUSED:
+		return EXIT_REFUSED_BASE + rep->rep;
+	case SGC_ERR_AUTH:
+	case SGC_ERR_METHOD:
+		return EXIT_AUTH;
+	default:
+		return EXIT_ERROR;
 	}
-	o.proxy_host = proxy;
-	req.ptcl = (uint8_t)proto;
+}
+
+/* Runs COMMAND with the association's BND in its environment; N1 (fd)
+ * stays with us.  Returns the child, or -1. */
+static pid_t tp_spawn(char **cmd, int fd, const char *ip, const char *port,
+		      const char *ptcl, const sigset_t *blocked)
+{
+	pid_t child = fork();
+
+	if (child < 0) {
+		perror("socksgate: fork");
+		return -1;
+	}
+	if (child > 0)
+		return child;
+	sigprocmask(SIG_UNBLOCK, blocked, NULL);
+	close(fd);
+	setenv("SOCKSGATE_BND_ADDR", ip, 1);
+	setenv("SOCKSGATE_BND_PORT", port, 1);
+	setenv("SOCKSGATE_PTCL", ptcl, 1);
+	execvp(cmd[0], cmd);
+	fprintf(stderr, "socksgate: %s: %s\n", cmd[0], strerror(errno));
+	_exit(127);
+}
+
+static int cmd_transparent(int argc, char **argv)
+{
+	struct tp_args a;
+	struct s5_reply rep;
+	char password[256] = "", err[256], pbuf[8], ip[64], port[8];
+	enum sgc_result r;
+	int fd, status;
+	sigset_t set;
+	pid_t child = -1;
+
+	if ((status = tp_parse(argc, argv, &a)) >= 0)
+		return status;
+	if (a.pwfile) {
+		if (read_password(a.pwfile, password, sizeof(password)) < 0)
+			return EXIT_ERROR;
+		a.o.password = password;
+	}
 	/* Block the signals first: they are read through a signalfd. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	switch (sgc_request(&o, &req, &rep, &fd, err, sizeof(err))) {
-	case SGC_OK:
-		break;
-	case SGC_ERR_REFUSED:
-		fprintf(stderr, "socksgate: %s\n", err);
-		return EXIT_REFUSED_BASE + rep.rep;
-	case SGC_ERR_AUTH:
-	case SGC_ERR_METHOD:
-		fprintf(stderr, "socksgate: %s\n", err);
-		return EXIT_AUTH;
-	default:
-		fprintf(stderr, "socksgate: %s\n", err);
-		return EXIT_ERROR;
-	}
+	r = sgc_request(&a.o, &a.req, &rep, &fd, err, sizeof(err));
 	explicit_bzero(password, sizeof(password));
-	char ip[64], port[8];
+	if (r != SGC_OK)
+		return tp_failure_status(r, &rep, err);
 	inet_ntop(rep.bnd.atyp == S5_ATYP_IPV6 ? AF_INET6 : AF_INET,
 		  rep.bnd.u.v6, ip, sizeof(ip));
 	snprintf(port, sizeof(port), "%u", rep.bnd.port);
-	printf("bound %s %s %s\n", proto_name(proto, pbuf, sizeof(pbuf)), ip,
+	printf("bound %s %s %s\n", proto_name(a.proto, pbuf, sizeof(pbuf)), ip,
 	       port);
 	fflush(stdout);
 	if (optind < argc) {
-		child = fork();
-		if (child < 0) {
-			perror("socksgate: fork");
+		child = tp_spawn(argv + optind, fd, ip, port,
+				 proto_name(a.proto, pbuf, sizeof(pbuf)), &set);
+		if (child < 0)
 			return EXIT_ERROR;
-		}
-		if (child == 0) {
-			sigprocmask(SIG_UNBLOCK, &set, NULL);
-			close(fd);
-			setenv("SOCKSGATE_BND_ADDR", ip, 1);
-			setenv("SOCKSGATE_BND_PORT", port, 1);
-			setenv("SOCKSGATE_PTCL",
-			       proto_name(proto, pbuf, sizeof(pbuf)), 1);
-			execvp(argv[optind], argv + optind);
-			fprintf(stderr, "socksgate: %s: %s\n", argv[optind],
-				strerror(errno));
-			_exit(127);
-		}
 	}
 	return hold(fd, child);
 }

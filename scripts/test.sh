@@ -24,6 +24,9 @@ else
 	fail "clang-format output differs (run: clang-format -i \$(git ls-files '*.c' '*.h'))"
 fi
 
+step "module dependencies (no cycle outside the session files)"
+/usr/bin/python3 scripts/deps-graph.py | tail -3 || fail "a dependency cycle between modules"
+
 step "unit tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

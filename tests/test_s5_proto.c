@@ -1,5 +1,5 @@
 /*
- * Unit tests for daemon/s5_proto: every message type round-tripped,
+ * Unit tests for proto/s5_proto: every message type round-tripped,
  * fed whole and byte by byte, and every malformed case.
  */
 #include <criterion/criterion.h>
