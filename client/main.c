@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <limits.h>
+#include <netdb.h>
 
 #include "ptcl.h"
 #include "sg_defaults.h"
@@ -59,6 +61,17 @@ static void usage(FILE *f)
 		   "Exit: 0 ok, 1 error, 2 usage, 3 server closed, 4 auth "
 		   "failed,\n"
 		   "10+REP request refused (e.g. 12 not allowed, 19 PTCL).\n"
+		   "\n"
+		   "       socksgate run --proxy HOST[:PORT] [--proto tcp,udp] "
+		   "[--exclude CIDR ...]\n"
+		   "                 [--user NAME --password-file FILE] "
+		   "[--timeout SECONDS] [--verbose]\n"
+		   "                 -- PROGRAM [ARGS ...]\n"
+		   "Runs PROGRAM (unmodified, dynamically linked) so that its "
+		   "TCP and UDP\n"
+		   "flows each get a TRANSPARENT association: the gateway's "
+		   "kernel relays\n"
+		   "them.  Exit: PROGRAM's status; 1 error; 2 usage.\n"
 		   "\n"
 		   "       socksgate list [--json] [--control PATH]\n"
 		   "       socksgate stats [--json] [--control PATH]\n"
@@ -161,7 +174,8 @@ static int hold(int fd, pid_t child)
 }
 
 /* --proxy: "host[:port]", "v4:port", "[v6]:port", "v6" or "[v6]". */
-static void parse_proxy(const char *arg, char *host, size_t cap, uint16_t *port)
+static void parse_proxy_host(const char *arg, char *host, size_t cap,
+			     uint16_t *port)
 {
 	struct s5_addr a;
 
@@ -214,8 +228,8 @@ static int tp_parse(int argc, char **argv, struct tp_args *a)
 	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'x':
-			parse_proxy(optarg, a->proxy, sizeof(a->proxy),
-				    &a->o.proxy_port);
+			parse_proxy_host(optarg, a->proxy, sizeof(a->proxy),
+					 &a->o.proxy_port);
 			break;
 		case 'p':
 			a->proto = parse_proto(optarg);
@@ -340,6 +354,157 @@ static int cmd_transparent(int argc, char **argv)
 }
 
 /* socksgate list|stats [--json] | close ID  [--control PATH] */
+/* The preload library: $SOCKSGATE_PRELOAD, else next to this program
+ * (a build tree), else where it is installed. */
+static int find_preload(char *out, size_t cap)
+{
+	const char *env = getenv("SOCKSGATE_PRELOAD");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && env[0]) {
+		snprintf(out, cap, "%s", env);
+		return access(out, R_OK);
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			if ((size_t)snprintf(out, cap, "%s/libsocksgate-run.so",
+					     self) < cap &&
+			    access(out, R_OK) == 0)
+				return 0;
+		}
+	}
+	snprintf(out, cap, "%s", SG_PRELOAD_PATH);
+	return access(out, R_OK);
+}
+
+/* The proxy as a numeric HOST:PORT for the preload library (which must
+ * not look names up inside the program). */
+static int numeric_proxy(const char *arg, char *out, size_t cap)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+	char host[300], port[8], ip[INET6_ADDRSTRLEN];
+	uint16_t p = 0;
+	int rc;
+
+	parse_proxy_host(arg, host, sizeof(host), &p);
+	snprintf(port, sizeof(port), "%u", p ? p : SG_SOCKS_PORT);
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		fprintf(stderr, "socksgate: %s: %s\n", host, gai_strerror(rc));
+		return -1;
+	}
+	if (res->ai_family == AF_INET6) {
+		inet_ntop(AF_INET6,
+			  &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, ip,
+			  sizeof(ip));
+		snprintf(out, cap, "[%s]:%s", ip, port);
+	} else {
+		inet_ntop(AF_INET,
+			  &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip,
+			  sizeof(ip));
+		snprintf(out, cap, "%s:%s", ip, port);
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"proxy", required_argument, NULL, 'x'},
+		{"proto", required_argument, NULL, 'p'},
+		{"exclude", required_argument, NULL, 'e'},
+		{"user", required_argument, NULL, 'u'},
+		{"password-file", required_argument, NULL, 'P'},
+		{"timeout", required_argument, NULL, 't'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	char proxy[320] = "", preload[PATH_MAX], exclude[1024] = "",
+	     ld[PATH_MAX * 2], ms[16];
+	const char *proto = "tcp,udp", *user = NULL, *pwfile = NULL;
+	int ch, timeout = 5;
+	bool verbose = false;
+
+	while ((ch = getopt_long(argc, argv, "+hv", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'x':
+			if (numeric_proxy(optarg, proxy, sizeof(proxy)) < 0)
+				return EXIT_ERROR;
+			break;
+		case 'p':
+			if (strcmp(optarg, "tcp") && strcmp(optarg, "udp") &&
+			    strcmp(optarg, "tcp,udp") &&
+			    strcmp(optarg, "udp,tcp")) {
+				fprintf(stderr,
+					"socksgate: --proto tcp, udp or "
+					"tcp,udp\n");
+				return EXIT_USAGE;
+			}
+			proto = optarg;
+			break;
+		case 'e': {
+			size_t l = strlen(exclude);
+			snprintf(exclude + l, sizeof(exclude) - l, "%s%s",
+				 l ? "," : "", optarg);
+			break;
+		}
+		case 'u':
+			user = optarg;
+			break;
+		case 'P':
+			pwfile = optarg;
+			break;
+		case 't':
+			timeout = atoi(optarg);
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (proxy[0] == '\0' || optind >= argc || (user && !pwfile) ||
+	    timeout <= 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (find_preload(preload, sizeof(preload)) < 0) {
+		fprintf(stderr, "socksgate: cannot find libsocksgate-run.so "
+				"(set SOCKSGATE_PRELOAD)\n");
+		return EXIT_ERROR;
+	}
+	const char *old = getenv("LD_PRELOAD");
+	snprintf(ld, sizeof(ld), "%s%s%s", preload, old && old[0] ? ":" : "",
+		 old ? old : "");
+	snprintf(ms, sizeof(ms), "%d", timeout * 1000);
+	setenv("LD_PRELOAD", ld, 1);
+	setenv("SOCKSGATE_PROXY", proxy, 1);
+	setenv("SOCKSGATE_PROTO", proto, 1);
+	setenv("SOCKSGATE_TIMEOUT_MS", ms, 1);
+	if (exclude[0])
+		setenv("SOCKSGATE_EXCLUDE", exclude, 1);
+	if (user) {
+		setenv("SOCKSGATE_USER", user, 1);
+		setenv("SOCKSGATE_PASSWORD_FILE", pwfile, 1);
+	}
+	if (verbose)
+		setenv("SOCKSGATE_VERBOSE", "1", 1);
+	execvp(argv[optind], argv + optind);
+	fprintf(stderr, "socksgate: %s: %s\n", argv[optind], strerror(errno));
+	return 127;
+}
+
 static int cmd_control(int argc, char **argv)
 {
 	const char *path = SG_CONTROL_PATH, *id = NULL;
@@ -410,6 +575,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "transparent") == 0)
 		return cmd_transparent(argc - 1, argv + 1);
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "stats") == 0 ||
 	    strcmp(argv[1], "close") == 0)
 		return cmd_control(argc - 1, argv + 1);

@@ -12,6 +12,8 @@ PKGS=(
 	# real peers for the tests and the demo
 	curl proxychains4 python3 python3-socks dante-client dante-server
 	microsocks iperf3 socat whois
+	# unmodified programs under `socksgate run`, and their servers
+	ncat bind9-dnsutils openssh-client dropbear-bin dnsmasq-base
 	# benchmark charts
 	gnuplot-nox
 )
