@@ -82,7 +82,11 @@ inc() { ip netns exec "$NS_C" "$@"; }
 SG_START_WAIT=${SG_START_WAIT:-30}
 now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
 # Microseconds as seconds with 3 decimals.
-us_s() { printf '%d.%03d' $(($1 / 1000000)) $(($1 % 1000000 / 1000)); }
+us_s() {
+	local v=$1 sign=
+	[ "$v" -ge 0 ] || { sign=-; v=$((-v)); }
+	printf '%s%d.%03d' "$sign" $((v / 1000000)) $((v % 1000000 / 1000))
+}
 # Decimal seconds (e.g. from a tool's log) as microseconds.
 s_us() { awk -v t="$1" 'BEGIN { printf "%.0f", t * 1000000 }'; }
 # Sleeps without a fork (read times out on a pipe nobody writes to; the
@@ -317,7 +321,7 @@ while True:
     c, _ = s.accept()
     try:
         ip, p = c.makefile().readline().split()
-        d = socket.create_connection((ip, int(p)), timeout=3)
+        d = socket.create_connection((ip, int(p)), timeout=10)
         d.sendall(b"from-target")
         d.close()
     except OSError:
