@@ -70,6 +70,84 @@ trap sg_cleanup EXIT
 trap 'exit 1' INT TERM
 
 inc() { ip netns exec "$NS_C" "$@"; }
+
+# --- time ---------------------------------------------------------------
+# Tests never use a fixed sleep as the only synchronisation with the
+# daemon: they poll for a condition with a generous deadline (the suite
+# runs under ASan on small, loaded machines), or measure when something
+# happened and assert on the measured time.  Times are integer
+# microseconds since the epoch, read without a fork.
+
+# Bound for things that only have to happen eventually (start, listen).
+SG_START_WAIT=${SG_START_WAIT:-30}
+now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
+# Microseconds as seconds with 3 decimals.
+us_s() {
+	local v=$1 sign=
+	[ "$v" -ge 0 ] || { sign=-; v=$((-v)); }
+	printf '%s%d.%03d' "$sign" $((v / 1000000)) $((v % 1000000 / 1000))
+}
+# Decimal seconds (e.g. from a tool's log) as microseconds.
+s_us() { awk -v t="$1" 'BEGIN { printf "%.0f", t * 1000000 }'; }
+# Sleeps without a fork (read times out on a pipe nobody writes to; the
+# daemon is started without this descriptor).
+exec {SG_SLEEP_FD}<> <(:)
+fsleep() { read -rt "$1" -u "$SG_SLEEP_FD" _ || true; }
+# Sleeps until the time $1 (µs), if it is not past.
+sleep_until() {
+	local d=$(($1 - $(now_us)))
+	[ $d -le 0 ] || fsleep "$(us_s $d)"
+}
+# wait_for SECONDS 'shell condition': evaluates the condition until it
+# holds (0) or SECONDS (an integer) have passed (1).
+wait_for() { # (the condition sees the caller's variables)
+	local _wf_end=$(($(now_us) + $1 * 1000000))
+	while ! eval "$2"; do
+		[ "$(now_us)" -lt $_wf_end ] || return 1
+		fsleep 0.05
+	done
+}
+# wait_exit PID SECONDS: waits for a child to exit; sets EXIT_RC and
+# EXIT_US (when the exit was seen, within ~10 ms).  1 if still running.
+wait_exit() {
+	local end=$(($(now_us) + $2 * 1000000))
+	while kill -0 "$1" 2>/dev/null; do
+		[ "$(now_us)" -lt $end ] || return 1
+		fsleep 0.01
+	done
+	EXIT_US=$(now_us)
+	wait "$1"
+	EXIT_RC=$?
+	return 0
+}
+# Daemon log: lines matching a grep pattern; waiting for one.
+log_count() { grep -c -- "$1" "$SG_LOG"; }
+wait_log() { # pattern [seconds]
+	local _wl_pat=$1
+	wait_for "${2:-10}" 'grep -q -- "$_wl_pat" "$SG_LOG"'
+}
+# The time (µs) of the last daemon log line matching a pattern, from its
+# HH:MM:SS.mmm stamp (local time, same clock); empty if none.
+log_us() {
+	local line hms mid us
+	line=$(grep -- "$1" "$SG_LOG" | tail -1)
+	[ -n "$line" ] || return 1
+	hms=${line%% *}
+	mid=$(date -d 'today 00:00:00' +%s)
+	us=$(((mid + 10#${hms:0:2} * 3600 + 10#${hms:3:2} * 60 + 10#${hms:6:2}) * 1000000 + 10#${hms:9:3} * 1000))
+	# A line stamped before midnight, read after it.
+	[ $us -le $(($(now_us) + 60000000)) ] || us=$((us - 86400000000))
+	echo $us
+}
+# Sends SIGHUP and waits until the daemon says it reloaded or kept the
+# running configuration.
+sg_reload() {
+	local re='configuration reloaded\|keeping the running configuration' n
+	n=$(log_count "$re")
+	kill -HUP "$DAEMON_PID"
+	wait_for 10 '[ "$(log_count "$re")" -gt "$n" ]' || fail "SIGHUP: no reload logged within 10 s"
+}
+
 ing() { ip netns exec "$NS_G" "$@"; }
 int_() { ip netns exec "$NS_T" "$@"; }
 
@@ -131,27 +209,25 @@ sg_config() {
 sg_daemon() {
 	SG_LOG=$SG_TMP/daemon.log
 	ip netns exec "$NS_G" "$SG_DAEMON" -f -c "$SG_TMP/socksgated.conf" \
-		>>"$SG_LOG" 2>&1 &
+		>>"$SG_LOG" 2>&1 {SG_SLEEP_FD}<&- &
 	SG_PIDS+=($!)
 	DAEMON_PID=$!
-	for _ in $(seq 1 100); do
+	local end=$(($(now_us) + SG_START_WAIT * 1000000))
+	while [ "$(now_us)" -lt $end ]; do
 		if ing ss -ltn 2>/dev/null | grep -q "$G4:1080"; then
 			return 0
 		fi
 		kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited: $(tail -5 "$SG_LOG")"
-		sleep 0.05
+		fsleep 0.05
 	done
-	fail "daemon did not start listening"
+	fail "daemon did not start listening within ${SG_START_WAIT}s"
 }
 
-# Waits until a TCP port listens in a namespace.
+# Waits until a TCP (or, with u, UDP) port listens in a namespace.
 wait_listen() {
 	local ns=$1 port=$2 proto=${3:-t}
-	for _ in $(seq 1 100); do
-		ip netns exec "$ns" ss -ln"$proto" 2>/dev/null | grep -q ":$port " && return 0
-		sleep 0.05
-	done
-	fail "nothing listens on $port in $ns"
+	wait_for $SG_START_WAIT "ip netns exec '$ns' ss -ln$proto 2>/dev/null | grep -q ':$port '" ||
+		fail "nothing listens on $port in $ns within ${SG_START_WAIT}s"
 }
 
 nft_table() { ing nft list table inet socksgate 2>/dev/null; }
@@ -168,14 +244,16 @@ tp_open() { # proto src dst [extra args...]
 		--proto "$proto" --source "$src" --dest "$dst" "$@" >"$out" 2>&1 &
 	TP_PID=$!
 	SG_PIDS+=($TP_PID)
-	for _ in $(seq 1 100); do
+	local end=$(($(now_us) + SG_START_WAIT * 1000000))
+	while [ "$(now_us)" -lt $end ]; do
 		if grep -q '^bound ' "$out"; then
 			read -r _ _ BND_ADDR BND_PORT <"$out"
 			return 0
 		fi
 		kill -0 "$TP_PID" 2>/dev/null || { cat "$out"; return 1; }
-		sleep 0.02
+		fsleep 0.02
 	done
+	echo "no bound line within ${SG_START_WAIT}s"
 	return 1
 }
 
@@ -243,7 +321,7 @@ while True:
     c, _ = s.accept()
     try:
         ip, p = c.makefile().readline().split()
-        d = socket.create_connection((ip, int(p)), timeout=3)
+        d = socket.create_connection((ip, int(p)), timeout=10)
         d.sendall(b"from-target")
         d.close()
     except OSError:

@@ -7,6 +7,9 @@
 sg_topology
 sg_config "rule allow from 198.18.0.0/24"
 sg_daemon
+# The target floods for 4 s after accepting, then writes what it sent;
+# the client holds the connection (reading nothing) until released, so
+# however slowly the helpers start, both numbers are read while it holds.
 cat >"$SG_TMP/flood.py" <<PY
 import socket, threading, time
 s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -23,24 +26,31 @@ def flood():
         pass
 threading.Thread(target=flood, daemon=True).start()
 time.sleep(4)
-open("$SG_TMP/sent", "w").write(str(sent[0]))
-time.sleep(20)
+open("$SG_TMP/sent.tmp", "w").write(str(sent[0]))
+import os; os.rename("$SG_TMP/sent.tmp", "$SG_TMP/sent")
+time.sleep(60)
 PY
 bg ip netns exec "$NS_T" $PY "$SG_TMP/flood.py"
 wait_listen "$NS_T" 7003
 rss0=$(awk '/VmRSS/ {print $2}' /proc/$DAEMON_PID/status)
 inc $PY - <<PY &
-import socks, time
+import os, socks, time
 s = socks.socksocket()
 s.set_proxy(socks.SOCKS5, "$G4", 1080)
 s.connect(("$T4", 7003))
-time.sleep(6)   # reads nothing
+open("$SG_TMP/connected", "w").close()
+end = time.time() + 120
+while time.time() < end and not os.path.exists("$SG_TMP/release"):
+    time.sleep(0.1)   # reads nothing
 PY
 CP=$!
-sleep 5
+SG_PIDS+=($CP)
+wait_for 60 '[ -e "$SG_TMP/sent" ]' || fail "the target did not report what it sent"
 sent=$(cat "$SG_TMP/sent")
 rss1=$(awk '/VmRSS/ {print $2}' /proc/$DAEMON_PID/status)
-wait $CP
+wait_for 30 '[ -e "$SG_TMP/connected" ]' && kill -0 $CP 2>/dev/null || fail "the client did not hold its connection"
+touch "$SG_TMP/release"
+wait_exit $CP 30 || fail "the client did not finish"
 [ "$sent" -gt 0 ] || fail "the target could not send at all"
 [ "$sent" -lt $((32 * 1024 * 1024)) ] || fail "the target wrote $sent bytes to a client that reads nothing"
 [ $((rss1 - rss0)) -lt 4096 ] || fail "daemon RSS grew by $((rss1 - rss0)) KiB"

@@ -30,7 +30,7 @@ CONF
 out=$(inc proxychains4 -q -f "$SG_TMP/proxychains.conf" curl -sS --max-time 10 http://target.test/hello.txt 2>&1) ||
 	fail "proxychains4 curl: $out"
 [ "$out" = hello-proxychains ] || fail "proxychains4 got '$out'"
-grep -q "user alice cmd connect dst target.test:80 rep 0x00" "$SG_LOG" ||
+wait_log "user alice cmd connect dst target.test:80 rep 0x00" ||
 	fail "no log line for alice's CONNECT to target.test"
 pass "proxychains4 (proxy_dns, user/password): name resolved by the daemon"
 
@@ -63,7 +63,7 @@ pass "PySocks with username/password: 200 kB echoed byte-exact"
 out=$(pysocks alice wrong target.test)
 rc=$?
 [ $rc = 3 ] || fail "wrong password not refused (rc $rc: $out)"
-grep -q "authentication failed for user 'alice'" "$SG_LOG" || fail "no log line for the failed authentication"
+wait_log "authentication failed for user 'alice'" || fail "no log line for the failed authentication"
 pass "wrong password refused (RFC 1929 status != 0), logged"
 out=$(pysocks mallory wonderland target.test)
 [ $? = 3 ] || fail "unknown user not refused"

@@ -2,6 +2,8 @@
 # CONNECT with curl: --socks5 (IPv4, IPv6 literal) and --socks5-hostname
 # (the daemon resolves target.test through c-ares), a 10 MB transfer
 # checked by checksum, and a denied destination answered with X'02'.
+# (A session's log line is written when it ends, which may be after the
+# client has exited: the tests wait for it.)
 . "$(dirname "$0")/lib.sh"
 sg_topology
 sg_config "rule deny to $T4 port 81" \
@@ -28,7 +30,7 @@ pass "curl --socks5 over IPv6 to an IPv6 target"
 
 out=$(inc curl -sS --max-time 10 --socks5-hostname $G4:1080 http://target.test/hello.txt) || fail "curl --socks5-hostname: $out"
 [ "$out" = hello-socksgate ] || fail "unexpected body '$out'"
-grep -q "dst target.test:80 rep 0x00" "$SG_LOG" || fail "no session log line for target.test"
+wait_log "dst target.test:80 rep 0x00" || fail "no session log line for target.test"
 pass "curl --socks5-hostname: name resolved by the daemon"
 
 got=$(inc curl -sS --max-time 60 --socks5-hostname $G4:1080 http://target.test/big.bin | sha256sum | cut -d' ' -f1)
@@ -36,7 +38,7 @@ got=$(inc curl -sS --max-time 60 --socks5-hostname $G4:1080 http://target.test/b
 pass "10 MB transfer arrives byte-exact"
 
 inc curl -sS --max-time 10 --socks5 $G4:1080 http://$T4:81/hello.txt >"$SG_TMP/denied.out" 2>&1 && fail "denied destination was served"
-grep -q "rep 0x02" "$SG_LOG" || fail "denied destination did not get X'02'"
+wait_log "rep 0x02" || fail "denied destination did not get X'02'"
 rc=$(inc $PEER socks-raw $G4 1080 "05010001$(printf "%02x%02x%02x%02x" 198 18 1 2)0051") || true
 [ "$rc" = 02 ] || fail "raw CONNECT to a denied port: reply $rc, want 02"
 pass "denied destination gets X'02'"

@@ -6,8 +6,14 @@
 sg_topology
 sg_config "rule allow from 198.18.0.0/24" "max-clients 2000"
 sg_daemon
-sleep 0.2
+# A control round trip: the daemon is past its start (some descriptors
+# come after it listens) and has closed the control connection.
+wait_for 10 'ing "$SG_CLIENT" stats --control "$SG_TMP/control.sock" >/dev/null 2>&1' || fail "control socket"
 fds0=$(ls /proc/$DAEMON_PID/fd | wc -l)
+ctl_active() {
+	ing "$SG_CLIENT" stats --json --control "$SG_TMP/control.sock" |
+		$PY -c 'import json,sys; print(json.load(sys.stdin)["sessions"]["active"])'
+}
 out=$(inc $PY "$SG_ROOT/netns-tests/tools/tp_load.py" $G4 1080 --src $C4 --dst $T4:7000 \
 	--count 1000 --concurrency 50 --first-port 30000) || fail "load: $out"
 log "$out"
@@ -18,13 +24,14 @@ out=$(inc $PY "$SG_ROOT/netns-tests/tools/tp_load.py" $G4 1080 --src $C4 --dst $
 	--count 500 --concurrency 50 --first-port 40000 --hold 0.5) || fail "held load: $out"
 echo "$out" | grep -q "ok=500" || fail "held: not every association succeeded: $out"
 pass "500 associations held at once, then closed"
-sleep 0.5
-[ "$(relay_elements)" = 0 ] || fail "relay elements left: $(relay_elements)"
-sleep 2.5
+# The 500 ends take the daemon a while; the bound endpoints stay 2 s more.
+wait_for 60 '[ "$(relay_elements)" = 0 ]' || fail "relay elements left: $(relay_elements)"
 for s in bound4 bound6; do
-	[ "$(set_count $s)" = 0 ] || fail "$s still has $(set_count $s) elements"
+	wait_for 10 '[ "$(set_count $s)" = 0 ]' || fail "$s still has $(set_count $s) elements"
 done
 [ "$(ct_ours)" = 0 ] || fail "conntrack entries with our mark left"
+# Every session has ended once its association's elements are gone.
+[ "$(ctl_active)" = 0 ] || fail "$(ctl_active) sessions still active"
 fds1=$(ls /proc/$DAEMON_PID/fd | wc -l)
 [ "$fds1" -le "$fds0" ] || fail "fd leak: $fds0 before, $fds1 after"
 pass "no element, conntrack entry or fd left ($fds0 fds before, $fds1 after)"

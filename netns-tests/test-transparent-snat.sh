@@ -34,8 +34,7 @@ pass "snat 198.18.1.3: the target sees 198.18.1.3; DST given as target.test reso
 kill "$TP_PID"; wait "$TP_PID" 2>/dev/null
 
 sed -i 's/^snat 198.18.1.3$/snat none/' "$SG_TMP/socksgated.conf"
-kill -HUP "$DAEMON_PID"
-sleep 0.3
+sg_reload
 nft_table | sed -n '/chain post/,/}/p' | grep -qE "masquerade|snat" && fail "post chain still has a NAT rule after snat none"
 : >"$SG_TMP/t.log"
 tp_open udp client.test:46701 $T4:7000 || fail "S.ADDR as a name refused"
@@ -51,13 +50,16 @@ P1=$TP_PID
 tp_open udp $C4:46801 $T4:7009 || fail "refused"
 P2=$TP_PID
 sed -i 's/^rule allow from 198.18.0.0\/24$/rule deny port 7000 command transparent\nrule allow from 198.18.0.0\/24/' "$SG_TMP/socksgated.conf"
-kill -HUP "$DAEMON_PID"
-wait "$P1"
-[ $? = 3 ] || fail "the association the new rules deny did not end"
-grep -q "reason policy" "$SG_LOG" || fail "no policy end logged"
-sleep 0.3
-kill -0 "$P2" 2>/dev/null || fail "an association the new rules still allow was ended"
+sg_reload
+wait_exit "$P1" 20 || fail "the association the new rules deny did not end within 20 s"
+[ $EXIT_RC = 3 ] || fail "the association the new rules deny did not end (rc $EXIT_RC)"
+# The reload ends every denied association at once, and logs each end
+# before the elements go (the same loop turn): once P1's are gone, any
+# wrongly ended P2 would be in the log and out of the set too.
+wait_for 10 '[ "$(set_count assoc4)" -le 1 ]' || fail "the denied association's elements are left"
+[ "$(log_count "reason policy")" = 2 ] || fail "$(log_count "reason policy") policy ends logged, want 2 (session and assoc of the denied one)"
 [ "$(set_count assoc4)" = 1 ] || fail "assoc4 has $(set_count assoc4) elements, want 1"
+kill -0 "$P2" 2>/dev/null || fail "an association the new rules still allow was ended"
 pass "reload: the association the new rules deny ends (reason policy), the allowed one stays"
 kill "$P2"; wait "$P2" 2>/dev/null
 true

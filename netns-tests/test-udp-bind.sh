@@ -8,7 +8,7 @@
 sg_topology
 sg_config "rule deny to $T4 port 7009" \
 	"rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
-	"timeout bind 5"
+	"timeout bind 30"
 sg_daemon
 bg ip netns exec "$NS_T" $PEER udp-echo 7000 --log "$SG_TMP/t7000.log"
 bg ip netns exec "$NS_T" $PEER udp-echo 7009 --log "$SG_TMP/t7009.log"
@@ -45,7 +45,7 @@ assert r[1] == 0 and r[3] == 4, r
 bnd = (socket.inet_ntop(socket.AF_INET6, r[4:20]), struct.unpack("!H", r[20:22])[0])
 assert bnd[0] == "$G6", bnd
 u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-u.bind(("$C6", 0)); u.settimeout(2)
+u.bind(("$C6", 0)); u.settimeout(10)
 ok = 0
 for fam, ip in ((socket.AF_INET6, "$T6"), (socket.AF_INET, "$T4")):
     a = socket.inet_pton(fam, ip)
@@ -71,21 +71,37 @@ assert r[1] == 0, r
 bnd = (socket.inet_ntoa(r[4:8]), struct.unpack("!H", r[8:10])[0])
 assert bnd[0] != "0.0.0.0"
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.bind(("$C4", 0)); u.settimeout(1)
+u.bind(("$C4", 0))
 def hdr(ip, port, frag=0):
     return b"\x00\x00" + bytes([frag]) + b"\x01" + socket.inet_aton(ip) + struct.pack("!H", port)
-def ask(pkt):
+stray = []
+def ask(pkt, tag=None):
+    # With a tag: the answer ending in it must come (up to 10 s, however
+    # slow this machine).  Without: nothing may come back within 1 s.
+    # Answers are told apart by their payload, so a late one is never
+    # taken for another datagram's; any other answer is a stray.
     u.sendto(pkt, bnd)
-    try:
-        return u.recv(2000)
-    except socket.timeout:
-        return None
+    end = time.time() + (10 if tag else 1)
+    while True:
+        left = end - time.time()
+        if left <= 0:
+            return tag is None
+        u.settimeout(left)
+        try:
+            r = u.recv(2000)
+        except socket.timeout:
+            return tag is None
+        if tag and r.endswith(tag):
+            return True
+        stray.append(r)
+        if tag is None:
+            return False
 res = []
-res.append(ask(hdr("$T4", 7000) + b"first") is not None)        # works
-res.append(ask(hdr("$T4", 7000, frag=1) + b"frag") is None)     # FRAG != 0 dropped
-res.append(ask(b"\x00\x00\x00\x09garbage") is None)             # bad ATYP dropped
-res.append(ask(b"\x00\x00\x00\x03\x00\x00\x50") is None)        # empty name dropped
-res.append(ask(hdr("$T4", 7009) + b"denied") is None)           # denied destination
+res.append(ask(hdr("$T4", 7000) + b"first", b"first"))          # works
+res.append(ask(hdr("$T4", 7000, frag=1) + b"frag"))             # FRAG != 0 dropped
+res.append(ask(b"\x00\x00\x00\x09garbage"))                   # bad ATYP dropped
+res.append(ask(b"\x00\x00\x00\x03\x00\x00\x50"))             # empty name dropped
+res.append(ask(hdr("$T4", 7009) + b"denied"))                   # denied destination
 # Another source (same host, other port) once the port is known: dropped.
 o = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); o.bind(("$C4", 0)); o.settimeout(1)
 o.sendto(hdr("$T4", 7000) + b"foreign", bnd)
@@ -95,26 +111,26 @@ except socket.timeout:
     res.append(True)
 # A name destination, resolved by the daemon (hosts file), still works.
 name = b"target.test"
-r = ask(b"\x00\x00\x00\x03" + bytes([len(name)]) + name + struct.pack("!H", 7000) + b"byname")
-res.append(r is not None and r.endswith(b"byname"))
-res.append(ask(hdr("$T4", 7000) + b"last") is not None)         # association survived
+res.append(ask(b"\x00\x00\x00\x03" + bytes([len(name)]) + name + struct.pack("!H", 7000) + b"byname", b"byname"))
+res.append(ask(hdr("$T4", 7000) + b"last", b"last"))            # association survived
+res.append(not stray)                                            # no late answer to a dropped one
 print(" ".join("1" if x else "0" for x in res))
 n1.close()
 PY
 )
-[ "$out" = "1 1 1 1 1 1 1 1" ] || fail "UDP corner cases (ok frag atyp name denied foreign byname alive): $out"
+[ "$out" = "1 1 1 1 1 1 1 1 1" ] || fail "UDP corner cases (ok frag atyp name denied foreign byname alive nostray): $out"
 grep -q "foreign" "$SG_TMP/t7000.log" && fail "the foreign datagram reached the target"
 grep -q "frag" "$SG_TMP/t7000.log" && fail "a FRAG != 0 datagram reached the target"
 [ -s "$SG_TMP/t7009.log" ] && fail "a datagram reached the denied destination"
-sleep 0.3
-grep -q "dropped 1 frag, 2 malformed, 1 foreign, 1 denied" "$SG_LOG" || fail "drop counters not logged: $(grep 'udp: up' "$SG_LOG" | tail -1)"
+# Logged when the association ends (after the client closed N1).
+wait_log "dropped 1 frag, 2 malformed, 1 foreign, 1 denied" || fail "drop counters not logged: $(grep 'udp: up' "$SG_LOG" | tail -1)"
 pass "UDP: FRAG != 0, malformed headers, another source and a denied destination dropped and counted; the association survives"
 
 # --- BIND ---------------------------------------------------------------------
 bind_py() { # expect-host, connect-from-namespace
 	inc $PY - "$@" <<PY
 import socket, struct, subprocess, sys
-n1 = socket.create_connection(("$G4", 1080), timeout=8)
+n1 = socket.create_connection(("$G4", 1080), timeout=30)
 n1.sendall(b"\x05\x01\x00"); n1.recv(2)
 n1.sendall(b"\x05\x02\x00\x01" + socket.inet_aton(sys.argv[1]) + b"\x00\x00")
 r = n1.recv(10)
@@ -132,17 +148,18 @@ PY
 # The expected peer connects: second reply names it, data flows both ways.
 bind_py $T4 >"$SG_TMP/bind.out" 2>&1 &
 BP=$!
-for _ in $(seq 1 50); do grep -q "^bound" "$SG_TMP/bind.out" && break; sleep 0.1; done
+SG_PIDS+=($BP)
+wait_for 30 'grep -q "^bound" "$SG_TMP/bind.out"' || fail "BIND: no first reply: $(cat "$SG_TMP/bind.out")"
 read -r _ BA BPORT <"$SG_TMP/bind.out"
 [ "$BA" = "$G4T" ] || fail "BIND listens on $BA, want $G4T (the address toward the target)"
 # A host other than DST (the client namespace) is refused first.
 inc $PY -c "
 import socket
-s = socket.create_connection(('$BA', $BPORT), timeout=3)
+s = socket.create_connection(('$BA', $BPORT), timeout=10)
 print(s.recv(10))" >"$SG_TMP/intruder.out" 2>&1
 int_ $PY -c "
 import socket
-s = socket.create_connection(('$BA', $BPORT), timeout=3)
+s = socket.create_connection(('$BA', $BPORT), timeout=10)
 print(s.recv(100).decode()); s.sendall(b'pong-from-target')" >"$SG_TMP/target.out" 2>&1
 wait $BP || fail "BIND client: $(cat "$SG_TMP/bind.out")"
 grep -q "peer $T4" "$SG_TMP/bind.out" || fail "second reply: $(cat "$SG_TMP/bind.out")"
@@ -164,7 +181,7 @@ CONF
 	out=$(inc env SOCKS_CONF="$SG_TMP/socks.conf" socksify $PY -c "
 import os, socket
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.settimeout(3)
+u.settimeout(10)
 ok = 0
 for i in range(5):
     d = os.urandom(100)
@@ -191,11 +208,12 @@ if command -v npm >/dev/null; then
 	pass "npm socks UDP ASSOCIATE (createUDPFrame/parseUDPFrame): $out"
 	inc $NODE bind $G4 1080 $T4 >"$SG_TMP/nbind.out" 2>&1 &
 	NB=$!
-	for _ in $(seq 1 50); do grep -q "^bound" "$SG_TMP/nbind.out" && break; sleep 0.1; done
+	SG_PIDS+=($NB)
+	wait_for 30 'grep -q "^bound" "$SG_TMP/nbind.out"' || fail "npm socks BIND: no first reply: $(cat "$SG_TMP/nbind.out")"
 	read -r _ BA BPORT <"$SG_TMP/nbind.out"
 	int_ $PY -c "
 import socket
-s = socket.create_connection(('$BA', $BPORT), timeout=3)
+s = socket.create_connection(('$BA', $BPORT), timeout=10)
 s.sendall(b'line\n'); print(s.recv(100).decode())" >"$SG_TMP/ntarget.out" 2>&1
 	wait $NB || fail "npm socks BIND: $(cat "$SG_TMP/nbind.out")"
 	grep -q "remote $T4" "$SG_TMP/nbind.out" && grep -q "line" "$SG_TMP/ntarget.out" ||

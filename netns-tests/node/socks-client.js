@@ -56,7 +56,8 @@ async function udp() {
     udp.send(frame, info.remoteHost.port, info.remoteHost.host);
     await new Promise((r) => setTimeout(r, 20));
   }
-  await new Promise((r) => setTimeout(r, 500));
+  // Every answer, or 10 s: not a fixed wait that a slow machine misses.
+  for (let t = 0; t < 200 && got < count; t++) await new Promise((r) => setTimeout(r, 50));
   console.log(`udp ${got}/${count}`);
   info.socket.end();
   udp.close();

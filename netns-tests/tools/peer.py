@@ -18,9 +18,15 @@ Clients (exit 0 on success, print what they saw):
   udp-expect-silence HOST PORT --src ADDR:PORT [--wait S]
         send a datagram; neither an answer nor an ICMP error may come back
   udp-stream HOST PORT --src ADDR:PORT --log FILE [--interval S]
-        send numbered datagrams until killed; log each answer's time
-  tcp-stream HOST PORT --src ADDR:PORT --log FILE
-        send and read echoes until the connection breaks; log the time
+        send numbered datagrams until killed or --max-time; for each
+        answer log "ANSWER_TIME SEND_TIME" (the time its datagram was
+        sent, matched by number, so a late answer is not taken for a
+        later datagram's)
+  tcp-stream HOST PORT --src ADDR:PORT --log FILE [--timeout S]
+        send and read echoes until the connection breaks (no echo within
+        --timeout) or --max-time; log "ANSWER_TIME SEND_TIME" per echo.
+        The socket lingers 0: when the process ends it sends one RST and
+        nothing more (no FIN or data retransmitted by the kernel later)
   socks-raw PROXY PORT HEX [--user U --password P]
         send a raw SOCKS5 request (after NO AUTH or user/pass negotiation)
         and print the reply code as two hex digits
@@ -30,6 +36,7 @@ import hashlib
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -212,29 +219,47 @@ def udp_expect_silence(a):
 
 def udp_stream(a):
     s = bound_socket(a.host, socket.SOCK_DGRAM, a.src)
-    s.settimeout(a.interval)
     s.connect((a.host, a.port))
+    sent = {}
     n = 0
     deadline = time.time() + a.max_time
     while time.time() < deadline:
         n += 1
+        sent[n] = time.time()
         try:
             s.send(b"%d" % n)
-            s.recv(65536)
-            log_line(a.log, "%.6f" % time.time())
-        except (socket.timeout, OSError):
+        except OSError:
             pass
-        time.sleep(a.interval)
+        # Read every answer until the next datagram is due.
+        due = sent[n] + a.interval
+        while True:
+            left = due - time.time()
+            if left <= 0:
+                break
+            s.settimeout(left)
+            try:
+                d = s.recv(65536)
+            except (socket.timeout, OSError):
+                break
+            t = time.time()
+            try:
+                k = int(d)
+            except ValueError:
+                continue
+            if k in sent:
+                log_line(a.log, "%.6f %.6f" % (t, sent.pop(k)))
     return 0
 
 
 def tcp_stream(a):
     s = bound_socket(a.host, socket.SOCK_STREAM, a.src)
-    s.settimeout(a.interval * 4)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.settimeout(a.timeout)
     s.connect((a.host, a.port))
     deadline = time.time() + a.max_time
     try:
         while time.time() < deadline:
+            t0 = time.time()
             s.sendall(b"x" * 1000)
             got = 0
             while got < 1000:
@@ -242,7 +267,7 @@ def tcp_stream(a):
                 if not d:
                     raise OSError("eof")
                 got += len(d)
-            log_line(a.log, "%.6f" % time.time())
+            log_line(a.log, "%.6f %.6f" % (time.time(), t0))
             time.sleep(a.interval)
     except OSError:
         pass
