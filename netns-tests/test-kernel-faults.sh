@@ -88,8 +88,7 @@ while True:
 PY
 bg ip netns exec "$NS_C" $PY "$SG_TMP/flow.py" $C4 "$TCP_BND" "$TCP_PORT" "$SG_TMP/flow.n"
 FLOW_PID=$LAST_PID
-for _ in $(seq 1 100); do [ -s "$SG_TMP/flow.n" ] && break; sleep 0.05; done
-[ -s "$SG_TMP/flow.n" ] || fail "no echo through the TCP association"
+wait_for 30 '[ -s "$SG_TMP/flow.n" ]' || fail "no echo through the TCP association"
 ct_id() { ing conntrack -L -p tcp --sport 46601 -m 0x5a000000/0xff000000 -o id 2>/dev/null | grep -o 'id=[0-9]*' | head -1; }
 ID1=$(ct_id)
 [ -n "$ID1" ] || fail "no marked conntrack entry for the TCP flow"
@@ -101,8 +100,7 @@ grep -q "another socksgated owns table inet socksgate" "$SG_TMP/second.log" || f
 ID2=$(ct_id)
 [ "$ID1" = "$ID2" ] || fail "the first daemon's flow entry changed ($ID1 -> ${ID2:-none}): the second instance touched conntrack"
 n1=$(cat "$SG_TMP/flow.n")
-for _ in $(seq 1 100); do [ "$(cat "$SG_TMP/flow.n")" -gt $((n1 + 2)) ] && break; sleep 0.05; done
-[ "$(cat "$SG_TMP/flow.n")" -gt $((n1 + 2)) ] || fail "the first daemon's flow stopped"
+wait_for 30 '[ "$(cat "$SG_TMP/flow.n")" -gt $((n1 + 2)) ]' || fail "the first daemon's flow stopped"
 kill -0 "$FLOW_PID" || fail "the first daemon's flow broke"
 ctl list | grep -q "transparent" || fail "the first daemon's control socket is gone"
 [ "$(set_count assoc4)" = 2 ] || fail "assoc4 has $(set_count assoc4) elements, want 2"
@@ -140,10 +138,8 @@ kill "$UDP_PID" "$TCP_PID"; wait "$UDP_PID" "$TCP_PID" 2>/dev/null
 consistent() { # prints "live kernel_bound expected_bound consistent unconfirmed"
 	ctl stats --json | jq_ "d['associations']['live'], d['kernel']['elements']['bound'], d['kernel']['expected']['bound'], d['kernel']['consistent'], d['kernel']['unconfirmed']"
 }
-for _ in $(seq 1 100); do
-	[ "$(ctl stats --json | jq_ "d['associations']['in_table']")" = 0 ] && break
-	sleep 0.05
-done
+wait_for 30 '[ "$(ctl stats --json | jq_ "d[\"associations\"][\"in_table\"]")" = 0 ]' ||
+	fail "associations of the first part did not end"
 inc $PY "$SG_ROOT/netns-tests/tools/tp_load.py" $G4 1080 --src $C4 --dst $T4:7000 \
 	--proto 17 --count 40 --concurrency 40 --first-port 47000 --hold 120 \
 	--release-file "$SG_TMP/release" --json >"$SG_TMP/storm.json" &
@@ -151,11 +147,12 @@ STORM=$!
 SG_PIDS+=($STORM)
 # While they are held: poll until every request has its answer (the
 # kernel holds 12 or fewer), then compare.
-for _ in $(seq 1 200); do
+settled() {
 	read -r live kb eb ok unc < <(consistent | tr '\n' ' ')
-	[ "$live" -ge 1 ] && [ "$unc" = 0 ] && [ "$(ctl stats --json | jq_ "d['associations']['pending']")" = 0 ] && break
-	sleep 0.05
-done
+	[ "$live" -ge 1 ] && [ "$unc" = 0 ] &&
+		[ "$(ctl stats --json | jq_ "d['associations']['pending']")" = 0 ]
+}
+wait_for 60 settled || fail "the storm's associations never settled: $(ctl stats)"
 log "during the storm: live $live, kernel bound $kb, record bound $eb, consistent $ok"
 [ "$ok" = True ] || fail "kernel elements differ from the record during the storm: $(ctl stats)"
 [ "$live" -le 12 ] || fail "$live live associations with a kernel set of 12"
@@ -168,10 +165,8 @@ fail_n=$($PY -c "import json; d=json.load(open('$SG_TMP/storm.json')); print(d['
 [ "$fail_n" -ge 28 ] || fail "storm: only $fail_n refusals with room for 12"
 [ "$(ctl stats --json | jq_ "d['associations']['setup_failures']")" -ge "$fail_n" ] || fail "setup failures not counted"
 # After the storm: everything ends, quarantines end; the kernel is empty.
-for _ in $(seq 1 200); do
-	[ "$(ctl stats --json | jq_ "d['associations']['in_table']")" = 0 ] && break
-	sleep 0.05
-done
+wait_for 60 '[ "$(ctl stats --json | jq_ "d[\"associations\"][\"in_table\"]")" = 0 ]' ||
+	fail "the storm's associations did not end: $(ctl stats)"
 read -r live kb eb ok unc < <(consistent | tr '\n' ' ')
 [ "$ok" = True ] && [ "$kb" = 0 ] || fail "after the storm: kernel bound $kb, record $eb, consistent $ok: $(ctl stats)"
 [ "$(relay_elements)" = 0 ] || fail "relay elements left after the storm"
@@ -181,19 +176,17 @@ pass "storm of 40 against a set of 12: $ok_n X'00', $fail_n X'01'; kernel elemen
 
 # --- reload: snat address, -d ---------------------------------------------
 sed -i 's/^snat 198.18.1.3$/snat 198.18.1.4/' "$SG_TMP/socksgated.conf"
-kill -HUP "$DAEMON_PID"
-for _ in $(seq 1 100); do grep -q "configuration reloaded" "$SG_LOG" && break; sleep 0.05; done
+sg_reload
 nft_table | sed -n '/chain post/,/}/p' | grep -q "198.18.1.4" || fail "reload did not apply snat 198.18.1.4: $(nft_table | sed -n '/chain post/,/}/p')"
 : >"$SG_TMP/t.log"
 inc $PEER socks-raw $G4 1080 "$(req_hex "b'\\x05\\x01\\x00' + addr('$T4', 7999)")" >/dev/null
-for _ in $(seq 1 100); do grep -q "connect to 198.18.1.2:7999" "$SG_LOG" && break; sleep 0.05; done
-grep -q "connect to 198.18.1.2:7999" "$SG_LOG" || fail "-d was lost on reload (no debug line after it)"
+wait_log "connect to 198.18.1.2:7999" 30 || fail "-d was lost on reload (no debug line after it)"
 pass "reload applies a changed snat address and keeps -d"
 
 # --- list: a UDP ASSOCIATE session ---------------------------------------
-bg ip netns exec "$NS_C" $PEER socks-raw $G4 1080 05030001000000000000 --hold 5 >/dev/null
+bg ip netns exec "$NS_C" $PEER socks-raw $G4 1080 05030001000000000000 --hold 60 >/dev/null
 RAW=$LAST_PID
-for _ in $(seq 1 100); do ctl list | grep -q " udp " && break; sleep 0.05; done
+wait_for 30 'ctl list | grep -q " udp "' || fail "no UDP ASSOCIATE session listed: $(ctl list)"
 line=$(ctl list | awk '$2 == "udp"')
 echo "$line" | awk '{print $5}' | grep -qx udp || fail "UDP ASSOCIATE session listed as: $line"
 kill "$RAW"; wait "$RAW" 2>/dev/null

@@ -83,7 +83,7 @@ pass "unconnected sendto to two destinations: answers reported from their real s
 bg ip netns exec "$NS_T" dnsmasq -k -p 5353 --listen-address=$T4 --bind-interfaces \
 	--no-resolv --no-hosts --address=/relay.test/198.18.1.77 --pid-file="$SG_TMP/dnsmasq.pid"
 wait_listen "$NS_T" 5353 u
-ans=$(inc "${RUN[@]}" dig +short +time=3 +tries=1 -p 5353 @$T4 relay.test A 2>"$SG_TMP/dig.err")
+ans=$(inc "${RUN[@]}" dig +short +time=10 +tries=1 -p 5353 @$T4 relay.test A 2>"$SG_TMP/dig.err")
 [ "$ans" = 198.18.1.77 ] || fail "dig answered '$ans' ($(cat "$SG_TMP/dig.err"))"
 grep -q "udp .* relayed by the kernel" "$SG_TMP/dig.err" || fail "dig's query was not relayed"
 pass "dig: answer 198.18.1.77 through a UDP association"
@@ -108,8 +108,7 @@ pass "ssh: a command ran on the target through a TCP association"
 # --- the kernel carried it --------------------------------------------------
 # The associations ended with their programs; their conntrack counters
 # (read at the end) must account for the bytes: the kernel relayed them.
-for_ends() { for _ in $(seq 1 100); do [ "$(grep -c "assoc .* end:" "$SG_LOG")" -ge 8 ] && return; sleep 0.05; done; }
-for_ends
+wait_for 30 '[ "$(log_count "assoc .* end:")" -ge 8 ]' || fail "associations did not end with their programs"
 b=$(kernel_bytes 8080)
 [ "$b" -gt 300000 ] || fail "conntrack counted $b bytes for curl's flow, want > 300000"
 b2=$(kernel_bytes 5201)
