@@ -62,12 +62,13 @@ blast() {
 	local sp=$!
 	sleep 0.3
 	c0=$(cpu_ticks)
-	inc "$BLAST" send "$proto" "$host" "$port" "$SECS" "$@" >/dev/null
+	inc "${WRAP[@]}" "$BLAST" send "$proto" "$host" "$port" "$SECS" "$@" >/dev/null
 	wait $sp
 	c1=$(cpu_ticks)
 	$PY -c "import json,sys; d=json.load(open('$SG_TMP/sink.json')); d['cpu_s']=($c1-$c0)/$HZ; print(json.dumps(d))"
 }
 
+WRAP=() # a command the sender runs under (socksgate run, proxychains4...)
 results=()
 record() { # name metric value unit
 	results+=("{\"scenario\": \"$1\", \"metric\": \"$2\", \"value\": $3, \"unit\": \"$4\"}")
@@ -118,6 +119,58 @@ measure "socksgated UDP ASSOCIATE udp" udp $T4 5001 --size 64 --socks $G4:1080
 sg_udp=$LAST
 measure "danted UDP ASSOCIATE udp" udp $T4 5001 --size 64 --socks $G4:1081
 danted_udp=$LAST
+
+echo "== unmodified programs: socksgate run vs proxychains4 and socksify (median of $RUNS runs of ${SECS}s)"
+# iperf3 (TCP, unmodified) routed, under `socksgate run` (kernel relay),
+# and under proxychains4 through socksgated's and danted's CONNECT.
+ip netns exec "$NS_T" iperf3 -s -B $T4 -p 5201 >/dev/null 2>&1 &
+SG_PIDS+=($!)
+wait_listen "$NS_T" 5201
+cat >"$SG_TMP/pc-sg.conf" <<CONF
+strict_chain
+quiet_mode
+[ProxyList]
+socks5 $G4 1080
+CONF
+sed 's/ 1080$/ 1081/' "$SG_TMP/pc-sg.conf" >"$SG_TMP/pc-danted.conf"
+iperf() { # NAME [wrapper...]: records iperf3's median bits/s
+	local name=$1 rates=()
+	shift
+	for _ in $(seq "$RUNS"); do
+		inc "$@" iperf3 -c $T4 -p 5201 -t "$SECS" -J >"$SG_TMP/iperf.json" 2>/dev/null
+		rates+=("$($PY -c "import json; print(json.load(open('$SG_TMP/iperf.json'))['end']['sum_received']['bits_per_second'])" 2>/dev/null || echo 0)")
+	done
+	LAST=$(printf '%s\n' "${rates[@]}" | median)
+	record "$name" bits_per_s "$LAST" ""
+}
+iperf "iperf3 routed"
+ip_routed=$LAST
+iperf "iperf3 under socksgate run" "$SG_BUILD/socksgate" run --proxy $G4 --
+record "iperf3 socksgate run/routed" ratio "$(ratio "$LAST" "$ip_routed")" ""
+iperf "iperf3 under proxychains4 + socksgated CONNECT" proxychains4 -q -f "$SG_TMP/pc-sg.conf"
+record "iperf3 proxychains4+socksgated/routed" ratio "$(ratio "$LAST" "$ip_routed")" ""
+iperf "iperf3 under proxychains4 + danted CONNECT" proxychains4 -q -f "$SG_TMP/pc-danted.conf"
+record "iperf3 proxychains4+danted/routed" ratio "$(ratio "$LAST" "$ip_routed")" ""
+# UDP 64-byte datagrams from an unmodified sender (sg_blast without its
+# own SOCKS client): under `socksgate run`, and under Dante's socksify
+# through danted's UDP ASSOCIATE.
+cat >"$SG_TMP/socks.conf" <<CONF
+route {
+  from: 0.0.0.0/0 to: 0.0.0.0/0 via: $G4 port = 1081
+  proxyprotocol: socks_v5
+  method: none
+  command: connect bind udpassociate bindreply udpreply
+}
+CONF
+WRAP=("$SG_BUILD/socksgate" run --proxy $G4 --)
+measure "udp under socksgate run" udp $T4 5001 --size 64
+record "udp socksgate run/routed" ratio "$(ratio "$LAST" "$routed_udp")" ""
+run_udp=$LAST
+WRAP=(env SOCKS_CONF="$SG_TMP/socks.conf" socksify)
+measure "udp under socksify + danted UDP ASSOCIATE" udp $T4 5001 --size 64
+record "udp socksify+danted/routed" ratio "$(ratio "$LAST" "$routed_udp")" ""
+record "udp socksgate run/socksify+danted" ratio "$(ratio "$run_udp" "$LAST")" ""
+WRAP=()
 record "transparent/danted UDP ASSOCIATE udp" ratio "$(ratio "$tp_udp" "$danted_udp")" ""
 record "socksgated/danted UDP ASSOCIATE udp" ratio "$(ratio "$sg_udp" "$danted_udp")" ""
 
