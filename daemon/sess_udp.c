@@ -124,6 +124,10 @@ static void udp_denied(struct sess *s, bool in, const struct sockaddr *addr,
 	snprintf(u->denied_last, sizeof(u->denied_last), "%s %s%s%s by %s",
 		 in ? "from" : "to", name ? name : "", name ? " " : "",
 		 addr_str(addr, a, sizeof(a)), by);
+	/* The name is the client's: no control bytes into the log. */
+	for (char *p = u->denied_last; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (now >= u->denied_logged &&
 	    now - u->denied_logged < UDP_LOG_INTERVAL) {
 		if (!ev_is_active(&u->denied_flush)) {

@@ -43,10 +43,33 @@ fails=$(echo "$flood" | jq_ "d['answered_failure']")
 [ "$fails" -le 30 ] || fail "attacker got $fails failure answers in 12 s (want throttled: <= 30)"
 pass "guesses throttled: $fails wrong passwords checked in 12 s"
 
+# Fair queueing alone: with penalties off (SIGHUP) the guesser keeps a
+# worker busy all the time, and never both; another host's login still
+# takes its turn at once.
+echo "auth-penalty off" >>"$SG_TMP/socksgated.conf"
+kill -HUP "$DAEMON_PID"
+sleep 0.5
+inc $ABUSE auth-flood $G4 1080 --src $C4 --user alice --password guess \
+	--concurrency 200 --duration 8 --max-attempts 200000 >"$SG_TMP/flood2.json" &
+FLOOD=$!
+SG_PIDS+=($FLOOD)
+sleep 1.5
+fair=$(legit 10 0.5) || fail "probe: $fair"
+wait $FLOOD
+flood2=$(cat "$SG_TMP/flood2.json")
+log "without penalties, valid login from $C4B during the attack: $fair"
+log "attacker without penalties (8 s): $flood2"
+ok=$(echo "$fair" | jq_ "d['ok']")
+max=$(echo "$fair" | jq_ "d['max']")
+[ "$ok" = 10 ] || fail "valid logins without penalties: $ok of 10 served"
+awk -v m="$max" 'BEGIN { exit !(m < 1.0) }' || fail "fair queueing: a valid login took ${max}s"
+[ "$(echo "$flood2" | jq_ "d['answered_failure']")" -gt 30 ] || fail "penalties were not off"
+pass "fair queueing alone: valid logins served within ${max}s while the guesser is unthrottled"
+
 # Summarised logging: far fewer lines than failures.
 lines=$(grep -c "authentication failed for user .* from\|failed password checks" "$SG_LOG")
 log "auth failure log lines: $lines"
-[ "$lines" -le 10 ] || fail "$lines log lines for the failures (want a summary)"
+[ "$lines" -le 10 ] || fail "$lines log lines for $((fails + $(echo "$flood2" | jq_ "d['answered_failure']"))) failures (want a summary)"
 grep -q "failed password checks" "$SG_LOG" || fail "no summary line"
 stats=$("$SG_CLIENT" stats --control "$SG_TMP/control.sock")
 log "$(echo "$stats" | grep -i "auth\|source")"
