@@ -30,7 +30,7 @@ inc $ABUSE udp-hold $G4 1080 --src $C4 --dst $T4:7000 --denied $T4:9 \
 HOLD=$!
 SG_PIDS+=($HOLD)
 for _ in $(seq 1 100); do
-	grep -q ready "$SG_TMP/hold.out" && break
+	grep -qs ready "$SG_TMP/hold.out" && break
 	sleep 0.05
 done
 grep -q ready "$SG_TMP/hold.out" || fail "the UDP association did not relay"
