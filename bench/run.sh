@@ -36,6 +36,8 @@ ip -n "$NS_G" addr add $G4B/24 dev g0
 sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
 	"listen $G4B 1080" "log-level warn" "max-clients 300000" \
 	"max-associations 300000" "relay-ports 10000-59999" \
+	"max-handshakes-per-source 0" "max-sessions-per-source 0" \
+	"max-associations-per-source 0" \
 	"close-on-target-fin no" "close-on-flow-end no" # throughput: one association per protocol
 sg_daemon
 # Many short N1 connections from one client address: let the client reuse

@@ -90,6 +90,23 @@ static int parse_port_range(const char *s, unsigned long lo_min, uint16_t *lo,
 	return 0;
 }
 
+/* The abuse-resistance defaults (docs/socksgated.conf.5 gives the
+ * reasons). */
+static void cfg_limits_defaults(struct cfg_limits *l)
+{
+	l->prefix4 = 32;
+	l->prefix6 = 64;
+	l->handshakes = 64;
+	l->sessions = 256;
+	l->associations = 128;
+	l->auth_workers = 0;
+	l->penalty_free = 3;
+	l->penalty_base = 1;
+	l->penalty_max = 60;
+	l->udp_name_rate = 10;
+	l->udp_name_burst = 20;
+}
+
 void cfg_defaults(struct cfg *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -116,6 +133,7 @@ void cfg_defaults(struct cfg *c)
 	c->close_on_flow_end[PTCL_DCCP] = true;
 	snprintf(c->control_path, sizeof(c->control_path), "%s",
 		 CFG_DEFAULT_CONTROL);
+	cfg_limits_defaults(&c->limits);
 }
 
 void cfg_free(struct cfg *c)
@@ -449,6 +467,110 @@ static int d_set_size(struct cfg_ctx *x, char **w, int n)
 	return 0;
 }
 
+/* --- abuse resistance (struct cfg_limits) ----------------------------- */
+
+/* source-prefix IPV4-BITS IPV6-BITS */
+static int d_source_prefix(struct cfg_ctx *x, char **w, int n)
+{
+	unsigned long v4, v6;
+
+	if (n != 3 || parse_uint(w[1], 1, 32, &v4) < 0 ||
+	    parse_uint(w[2], 1, 128, &v6) < 0)
+		return cfg_error(x, "usage: source-prefix IPV4-BITS (1..32) "
+				    "IPV6-BITS (1..128)");
+	x->c->limits.prefix4 = (uint8_t)v4;
+	x->c->limits.prefix6 = (uint8_t)v6;
+	return 0;
+}
+
+/* max-handshakes-per-source, max-sessions-per-source,
+ * max-associations-per-source N: 0 is no limit. */
+static int d_per_source(struct cfg_ctx *x, char **w, int n, unsigned *slot)
+{
+	unsigned long v;
+
+	if (n != 2 || parse_uint(w[1], 0, 10000000, &v) < 0)
+		return cfg_error(x, "usage: %s N (0: no limit)", w[0]);
+	*slot = (unsigned)v;
+	return 0;
+}
+
+/* auth-workers N: 0 is one per CPU (at least 2). */
+static int d_auth_workers(struct cfg_ctx *x, char **w, int n)
+{
+	unsigned long v;
+
+	if (n != 2 || parse_uint(w[1], 0, 64, &v) < 0)
+		return cfg_error(x, "usage: auth-workers N (1..64; 0: one per "
+				    "CPU)");
+	x->c->limits.auth_workers = (unsigned)v;
+	return 0;
+}
+
+/* auth-penalty FREE BASE-SECONDS MAX-SECONDS | auth-penalty off */
+static int d_auth_penalty(struct cfg_ctx *x, char **w, int n)
+{
+	struct cfg_limits *l = &x->c->limits;
+	unsigned long f, b, m;
+
+	if (n == 2 && strcmp(w[1], "off") == 0) {
+		l->penalty_max = 0;
+		return 0;
+	}
+	if (n != 4 || parse_uint(w[1], 0, 1000, &f) < 0 ||
+	    parse_uint(w[2], 1, 3600, &b) < 0 ||
+	    parse_uint(w[3], 1, 86400, &m) < 0 || m < b)
+		return cfg_error(x, "usage: auth-penalty FREE BASE-SECONDS "
+				    "MAX-SECONDS (BASE <= MAX) | auth-penalty "
+				    "off");
+	l->penalty_free = (unsigned)f;
+	l->penalty_base = (double)b;
+	l->penalty_max = (double)m;
+	return 0;
+}
+
+/* udp-name-rate PER-SECOND BURST | udp-name-rate off */
+static int d_udp_name_rate(struct cfg_ctx *x, char **w, int n)
+{
+	struct cfg_limits *l = &x->c->limits;
+	unsigned long r, b;
+
+	if (n == 2 && strcmp(w[1], "off") == 0) {
+		l->udp_name_rate = 0;
+		return 0;
+	}
+	if (n != 3 || parse_uint(w[1], 1, 100000, &r) < 0 ||
+	    parse_uint(w[2], 1, 1000000, &b) < 0)
+		return cfg_error(x, "usage: udp-name-rate PER-SECOND BURST | "
+				    "udp-name-rate off");
+	l->udp_name_rate = (double)r;
+	l->udp_name_burst = (unsigned)b;
+	return 0;
+}
+
+/* The directives above; 1 if w[0] is none of them. */
+static int cfg_limits_directive(struct cfg_ctx *x, char **w, int n)
+{
+	struct cfg_limits *l = &x->c->limits;
+	const char *d = w[0];
+
+	if (strcmp(d, "source-prefix") == 0)
+		return d_source_prefix(x, w, n);
+	if (strcmp(d, "max-handshakes-per-source") == 0)
+		return d_per_source(x, w, n, &l->handshakes);
+	if (strcmp(d, "max-sessions-per-source") == 0)
+		return d_per_source(x, w, n, &l->sessions);
+	if (strcmp(d, "max-associations-per-source") == 0)
+		return d_per_source(x, w, n, &l->associations);
+	if (strcmp(d, "auth-workers") == 0)
+		return d_auth_workers(x, w, n);
+	if (strcmp(d, "auth-penalty") == 0)
+		return d_auth_penalty(x, w, n);
+	if (strcmp(d, "udp-name-rate") == 0)
+		return d_udp_name_rate(x, w, n);
+	return 1;
+}
+
 static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 {
 	const char *d = w[0];
@@ -489,6 +611,9 @@ static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 		return d_flow_end(x, w, n);
 	if (strcmp(d, "conntrack-rcvbuf") == 0)
 		return d_rcvbuf(x, w, n);
+	int rc = cfg_limits_directive(x, w, n);
+	if (rc <= 0)
+		return rc;
 	return cfg_error(x, "unknown directive '%s'", d);
 }
 

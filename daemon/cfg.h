@@ -23,6 +23,26 @@
 
 enum cfg_snat { CFG_SNAT_MASQUERADE = 0, CFG_SNAT_ADDRESS, CFG_SNAT_NONE };
 
+/* Abuse resistance (docs/security.md, "Abuse resistance").  A source is
+ * the client's address under prefix4/prefix6.  For the counts, 0 means
+ * no limit. */
+struct cfg_limits {
+	uint8_t prefix4, prefix6; /* source-prefix */
+	unsigned handshakes;	  /* max-handshakes-per-source */
+	unsigned sessions;	  /* max-sessions-per-source */
+	unsigned associations;	  /* max-associations-per-source */
+	unsigned auth_workers;	  /* auth-workers; 0: one per CPU (>= 2) */
+	/* auth-penalty: FREE failed checks without delay, then checks spaced
+	 * BASE, 2 BASE, 4 BASE ... up to MAX seconds; one failure forgotten
+	 * per MAX seconds.  MAX 0: off. */
+	unsigned penalty_free;
+	double penalty_base, penalty_max;
+	/* udp-name-rate: new names looked up per second per source, with a
+	 * burst; rate 0: no limit. */
+	double udp_name_rate;
+	unsigned udp_name_burst;
+};
+
 struct cfg {
 	struct sockaddr_storage listen[CFG_MAX_LISTEN];
 	size_t nlisten;
@@ -49,6 +69,7 @@ struct cfg {
 	bool close_on_target_fin;
 	bool close_on_flow_end[256]; /* per PTCL */
 	unsigned conntrack_rcvbuf;   /* bytes; 0 = default (4 MiB) */
+	struct cfg_limits limits;    /* abuse resistance */
 };
 
 /* Fills *c with the defaults (no listeners, no rules). */

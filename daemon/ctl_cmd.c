@@ -13,9 +13,12 @@
 
 #include "addr.h"
 #include "assoc.h"
+#include "auth.h"
 #include "ctl.h"
+#include "dns.h"
 #include "log.h"
 #include "sess.h"
+#include "srclimit.h"
 #include "srv.h"
 
 /* --- list -------------------------------------------------------------- */
@@ -131,6 +134,67 @@ static void answer_list(struct srv *srv, struct ctl_conn *c, bool json)
 
 static const char *const set_names[] = {"bound", "assoc", "dnat", "mark"};
 
+/* Abuse resistance: the password pool, the per-source limits and
+ * penalties, UDP denials and name lookups, the negative DNS cache. */
+static void stats_abuse(struct srv *srv, struct ctl_conn *c, bool json)
+{
+	struct auth_worker_stats aw;
+	struct srclimit_stats ls;
+	struct dns_stats ds;
+
+	memset(&aw, 0, sizeof(aw));
+	memset(&ds, 0, sizeof(ds));
+	if (srv->authw)
+		auth_worker_stats(srv->authw, &aw);
+	srclimit_stats(srv->limits, ev_now(srv->loop), &ls);
+	if (srv->dns)
+		dns_get_stats(srv->dns, &ds);
+	if (!json) {
+		ctl_printf(c,
+			   "password checks: %u workers, %llu checked (%llu "
+			   "failed), %zu queued (%zu held by penalties), %zu "
+			   "running; %zu sources penalised\n",
+			   aw.threads, aw.checks, aw.failures, aw.queued,
+			   aw.held, aw.running, ls.penalised);
+		ctl_printf(c, "sources: %zu tracked;", ls.sources);
+		for (int k = 0; k < SRCLIMIT_KINDS; k++)
+			ctl_printf(c, " %s %llu", srclimit_kind_str(k),
+				   (unsigned long long)ls.events[k]);
+		ctl_printf(c,
+			   "; %llu forgotten\nudp: %llu datagrams denied, "
+			   "%llu over udp-name-rate\ndns: %llu lookups, %zu "
+			   "negative answers cached, %llu answered from the "
+			   "cache\nlog: %llu rate-limited lines dropped\n",
+			   (unsigned long long)ls.forgotten,
+			   (unsigned long long)srv->stats.udp_denied,
+			   (unsigned long long)ls.events[SRCLIMIT_UDP_NAMES],
+			   ds.lookups, ds.negative_entries, ds.negative_hits,
+			   log_limited_dropped());
+		return;
+	}
+	ctl_printf(c,
+		   ",\n \"auth\": {\"workers\": %u, \"checks\": %llu, "
+		   "\"failures\": %llu, \"queued\": %zu, \"held\": %zu, "
+		   "\"running\": %zu, \"penalised\": %zu},\n "
+		   "\"sources\": {\"tracked\": %zu",
+		   aw.threads, aw.checks, aw.failures, aw.queued, aw.held,
+		   aw.running, ls.penalised, ls.sources);
+	for (int k = 0; k < SRCLIMIT_KINDS; k++)
+		ctl_printf(c, ", \"%s\": %llu", srclimit_kind_str(k),
+			   (unsigned long long)ls.events[k]);
+	ctl_printf(c,
+		   ", \"forgotten\": %llu},\n \"udp\": {\"denied\": %llu, "
+		   "\"name_lookups_limited\": %llu},\n \"dns\": "
+		   "{\"lookups\": %llu, \"negative_entries\": %zu, "
+		   "\"negative_hits\": %llu},\n \"log\": "
+		   "{\"limited_dropped\": %llu}",
+		   (unsigned long long)ls.forgotten,
+		   (unsigned long long)srv->stats.udp_denied,
+		   (unsigned long long)ls.events[SRCLIMIT_UDP_NAMES],
+		   ds.lookups, ds.negative_entries, ds.negative_hits,
+		   log_limited_dropped());
+}
+
 static void answer_stats(struct srv *srv, struct ctl_conn *c, bool json)
 {
 	const struct srv_stats *ss = &srv->stats;
@@ -199,6 +263,7 @@ static void answer_stats(struct srv *srv, struct ctl_conn *c, bool json)
 						as->track_errors),
 			   (unsigned long long)as->dump_failures,
 			   (unsigned long long)as->orphans_deleted);
+		stats_abuse(srv, c, false);
 		return;
 	}
 	ctl_printf(c,
@@ -245,7 +310,7 @@ static void answer_stats(struct srv *srv, struct ctl_conn *c, bool json)
 		"\"removals_retried\": %llu},\n "
 		"\"conntrack\": {\"events\": %llu, \"overruns\": %llu, "
 		"\"resyncs\": %llu, \"errors\": %llu, \"dump_failures\": "
-		"%llu, \"orphans_deleted\": %llu}}\n",
+		"%llu, \"orphans_deleted\": %llu}",
 		(unsigned long long)as->dropped_packets,
 		(unsigned long long)as->dropped_bytes,
 		(unsigned long long)as->nl_transactions,
@@ -259,6 +324,8 @@ static void answer_stats(struct srv *srv, struct ctl_conn *c, bool json)
 		(unsigned long long)(as->conntrack_errors + as->track_errors),
 		(unsigned long long)as->dump_failures,
 		(unsigned long long)as->orphans_deleted);
+	stats_abuse(srv, c, true);
+	ctl_printf(c, "}\n");
 }
 
 /* --- close ------------------------------------------------------------- */

@@ -9,14 +9,25 @@
 
 #include <ares.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
 
 struct dns_io {
 	ev_io w;
 	struct dns *d;
 	struct dns_io *next;
+};
+
+/* A negative answer: name (NULL: free slot), family, until when. */
+struct dns_neg {
+	char *name;
+	int family;
+	enum dns_result res;
+	ev_tstamp expires;
 };
 
 struct dns {
@@ -25,6 +36,9 @@ struct dns {
 	ev_timer timer;
 	struct dns_io *ios;
 	bool freeing;
+	uint32_t seed; /* slot hash: a client cannot aim at one slot */
+	struct dns_neg neg[DNS_NEG_SLOTS];
+	struct dns_stats stats;
 };
 
 struct dns_query {
@@ -32,7 +46,58 @@ struct dns_query {
 	dns_cb cb;
 	void *arg;
 	struct dns_query **handle;
+	int family;
+	char name[]; /* for the negative cache */
 };
+
+/* FNV-1a of the lower-cased name and the family, seeded. */
+static struct dns_neg *neg_slot(struct dns *d, const char *name, int family)
+{
+	uint32_t h = 2166136261u ^ d->seed;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		unsigned char c = *p >= 'A' && *p <= 'Z' ? *p + 32 : *p;
+		h = (h ^ c) * 16777619u;
+	}
+	h = (h ^ (uint32_t)family) * 16777619u;
+	return &d->neg[h % DNS_NEG_SLOTS];
+}
+
+/* The cached negative answer for name and family, or NULL. */
+static struct dns_neg *neg_find(struct dns *d, const char *name, int family)
+{
+	struct dns_neg *e = neg_slot(d, name, family);
+
+	if (e->name == NULL || e->family != family ||
+	    strcasecmp(e->name, name) != 0)
+		return NULL;
+	if (e->expires <= ev_now(d->loop)) {
+		free(e->name);
+		e->name = NULL;
+		d->stats.negative_entries--;
+		return NULL;
+	}
+	return e;
+}
+
+static void neg_put(struct dns *d, const char *name, int family,
+		    enum dns_result res)
+{
+	struct dns_neg *e = neg_slot(d, name, family);
+	char *copy = strdup(name);
+
+	if (copy == NULL)
+		return;
+	if (e->name)
+		free(e->name);
+	else
+		d->stats.negative_entries++;
+	e->name = copy;
+	e->family = family;
+	e->res = res;
+	e->expires = ev_now(d->loop) +
+		     (res == DNS_NOTFOUND ? DNS_NEG_TTL : DNS_FAIL_TTL);
+}
 
 static void dns_rearm(struct dns *d)
 {
@@ -116,6 +181,9 @@ struct dns *dns_new(struct ev_loop *loop, char *err, size_t errlen)
 		return NULL;
 	}
 	d->loop = loop;
+	if (getrandom(&d->seed, sizeof(d->seed), GRND_NONBLOCK) !=
+	    sizeof(d->seed))
+		d->seed = (uint32_t)(uintptr_t)d;
 	memset(&opts, 0, sizeof(opts));
 	opts.sock_state_cb = dns_sock_state;
 	opts.sock_state_cb_data = d;
@@ -144,6 +212,8 @@ void dns_free(struct dns *d)
 		ev_io_stop(d->loop, &io->w);
 		free(io);
 	}
+	for (size_t i = 0; i < DNS_NEG_SLOTS; i++)
+		free(d->neg[i].name);
 	free(d);
 	ares_library_cleanup();
 }
@@ -180,6 +250,11 @@ static void dns_done(void *arg, int status, int timeouts,
 	} else {
 		r = DNS_FAILED;
 	}
+	/* Cached even when the asker has gone: the query was made.  Not
+	 * when the resolver itself is going away. */
+	if (r != DNS_OK && !q->d->freeing && status != ARES_EDESTRUCTION &&
+	    status != ARES_ECANCELLED)
+		neg_put(q->d, q->name, q->family, r);
 	if (res)
 		ares_freeaddrinfo(res);
 	if (q->handle)
@@ -222,14 +297,25 @@ int dns_resolve(struct dns *d, const char *name, int family, dns_cb cb,
 
 	if (dns_literal(name, family, cb, arg, handle))
 		return 0;
-	q = calloc(1, sizeof(*q));
+	struct dns_neg *neg = neg_find(d, name, family);
+	if (neg) {
+		d->stats.negative_hits++;
+		*handle = NULL;
+		cb(arg, neg->res, NULL, 0);
+		return 0;
+	}
+	size_t nl = strlen(name);
+	q = calloc(1, sizeof(*q) + nl + 1);
 	if (q == NULL)
 		return -1;
 	q->d = d;
 	q->cb = cb;
 	q->arg = arg;
 	q->handle = handle;
+	q->family = family;
+	memcpy(q->name, name, nl + 1);
 	*handle = q;
+	d->stats.lookups++;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = family;
 	hints.ai_socktype = SOCK_STREAM;
@@ -258,4 +344,9 @@ const char *dns_result_str(enum dns_result r)
 		return "resolver failure";
 	}
 	return "?";
+}
+
+void dns_get_stats(const struct dns *d, struct dns_stats *out)
+{
+	*out = d->stats;
 }

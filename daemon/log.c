@@ -13,6 +13,9 @@
 
 static int log_stderr = 1;
 static enum log_level log_level = LOG_LVL_INFO;
+/* log_limited()'s budget (part of the logger's process-wide state). */
+static double lim_tokens = LOG_LIMITED_BURST, lim_at;
+static unsigned long long lim_dropped, lim_dropped_told;
 
 void log_init(int to_stderr, enum log_level level, const char *ident)
 {
@@ -101,6 +104,39 @@ void log_info(const char *fmt, ...)
 void log_debug(const char *fmt, ...)
 {
 	LOG_BODY(LOG_LVL_DEBUG, NULL);
+}
+
+void log_limited(enum log_level lvl, const char *fmt, ...)
+{
+	struct timespec ts;
+	double now;
+
+	if (lvl > log_level)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	lim_tokens += (now - lim_at) * LOG_LIMITED_RATE;
+	if (lim_tokens > LOG_LIMITED_BURST)
+		lim_tokens = LOG_LIMITED_BURST;
+	lim_at = now;
+	if (lim_tokens < 1) {
+		lim_dropped++;
+		return;
+	}
+	lim_tokens -= 1;
+	if (lim_dropped > lim_dropped_told) {
+		log_warnx("%llu abuse log lines dropped (more than %d at once "
+			  "or %.0f per second)",
+			  lim_dropped - lim_dropped_told, LOG_LIMITED_BURST,
+			  LOG_LIMITED_RATE);
+		lim_dropped_told = lim_dropped;
+	}
+	LOG_BODY(lvl, NULL);
+}
+
+unsigned long long log_limited_dropped(void)
+{
+	return lim_dropped;
 }
 
 void fatal(const char *fmt, ...)

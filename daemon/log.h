@@ -23,6 +23,19 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Lines about abuse (summaries of refused connections, failed passwords,
+ * denied datagrams) share one budget for the whole daemon, so that no
+ * attack fills a router's log: bursts of LOG_LIMITED_BURST lines, then
+ * LOG_LIMITED_RATE per second.  Lines beyond it are dropped and counted;
+ * the next line that passes says how many were dropped.
+ */
+#define LOG_LIMITED_BURST 50
+#define LOG_LIMITED_RATE 5.0
+void log_limited(enum log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Lines log_limited() dropped since the start. */
+unsigned long long log_limited_dropped(void);
 void fatal(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...)

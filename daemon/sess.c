@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "log.h"
 #include "pol.h"
+#include "srclimit.h"
 #include "srv.h"
 
 /* How long a closing session waits for the client's FIN after the final
@@ -104,6 +105,10 @@ void sess_end(struct sess *s, enum sess_end why)
 		auth_job_cancel(srv->authw, s->auth_job);
 		s->auth_job = NULL;
 	}
+	if (s->assoc_counted)
+		srclimit_assoc_close(srv->limits, s->src);
+	srclimit_session_close(srv->limits, s->src, s->in_handshake,
+			       ev_now(srv->loop));
 	if (s->state == SESS_TRANSPARENT || s->assoc)
 		sess_transparent_stop(s, why);
 	sess_connect_stop(s);
@@ -208,8 +213,8 @@ void sess_settle(struct sess *s)
 	}
 }
 
-bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
-		  const char *dst_name, uint16_t port)
+bool sess_allowed_quiet(struct sess *s, const struct sockaddr *dst_ip,
+			const char *dst_name, uint16_t port, int *line)
 {
 	const struct cfg *c = &s->srv->cfg;
 	struct pol_query q = {
@@ -222,7 +227,17 @@ bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 	};
 	struct pol_decision d = pol_check(c->rules, c->nrules, &q);
 
-	if (!d.allow) {
+	*line = d.line;
+	return d.allow;
+}
+
+bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
+		  const char *dst_name, uint16_t port)
+{
+	int line;
+	bool allow = sess_allowed_quiet(s, dst_ip, dst_name, port, &line);
+
+	if (!allow) {
 		char peer[ADDR_STRLEN], dst[ADDR_STRLEN] = "";
 		addr_str(&s->peer.sa, peer, sizeof(peer));
 		if (dst_ip)
@@ -231,9 +246,9 @@ bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 			 (unsigned long long)s->id, peer,
 			 dst_name ? dst_name : "",
 			 dst_name && dst_ip ? "/" : "", dst, port,
-			 d.line ? "rule at line " : "default ", d.line);
+			 line ? "rule at line " : "default ", line);
 	}
-	return d.allow;
+	return allow;
 }
 
 static void sess_choose_method(struct sess *s, const struct s5_methods *m)
@@ -276,12 +291,11 @@ static void sess_auth_done(void *arg, bool ok)
 		return;
 	}
 	if (!ok) {
-		char peer[ADDR_STRLEN];
+		/* Logged in summary per source (srclimit), not here: one
+		 * line per guess is what a guesser wants. */
 		s->srv->stats.auth_failures++;
-		log_warnx("session %llu: authentication failed for user '%s' "
-			  "from %s",
-			  (unsigned long long)s->id, s->user ? s->user : "?",
-			  addr_str(&s->peer.sa, peer, sizeof(peer)));
+		log_debug("session %llu: authentication failed for user '%s'",
+			  (unsigned long long)s->id, s->user ? s->user : "?");
 		sess_close_soon(s, SESS_END_AUTH);
 		return;
 	}
@@ -307,11 +321,17 @@ static void sess_authenticate(struct sess *s, struct s5_auth *a)
 		sess_auth_done(s, false);
 		return;
 	}
+	uint8_t key[SRCLIMIT_KEY_LEN];
+	size_t keylen = srclimit_key(s->src, key);
 	if (srv->authw) {
-		/* crypt(3) runs on the worker thread; reading waits. */
-		s->auth_job = auth_check_async(srv->authw, srv->auth, a->uname,
-					       a->ulen, a->passwd, a->plen,
-					       sess_auth_done, s);
+		/* crypt(3) runs on a worker thread, queued fairly by source
+		 * and spaced by the source's penalty; reading waits. */
+		s->auth_job = auth_check_async(
+			srv->authw, srv->auth, a->uname, a->ulen, a->passwd,
+			a->plen, key, keylen,
+			srclimit_auth_spacing(srv->limits, s->src,
+					      ev_now(srv->loop)),
+			sess_auth_done, s);
 		explicit_bzero(a->passwd, sizeof(a->passwd));
 		if (s->auth_job) {
 			ev_io_stop(srv->loop, &s->rd);
@@ -320,14 +340,19 @@ static void sess_authenticate(struct sess *s, struct s5_auth *a)
 		sess_auth_done(s, false);
 		return;
 	}
+	/* No worker (it could not start): on the loop, without spacing. */
 	bool ok = auth_check(srv->auth, a->uname, a->ulen, a->passwd, a->plen);
 	explicit_bzero(a->passwd, sizeof(a->passwd));
+	srclimit_auth_result(srv->limits, key, keylen, s->user, ok,
+			     ev_now(srv->loop));
 	sess_auth_done(s, ok);
 }
 
 static void sess_request(struct sess *s)
 {
 	ev_timer_stop(s->srv->loop, &s->timer); /* handshake done */
+	srclimit_handshake_done(s->srv->limits, s->src);
+	s->in_handshake = false;
 	char dst[300];
 
 	s->cmd = s->setup->req.cmd;
@@ -541,7 +566,8 @@ static void sess_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 struct sess *sess_new(struct srv *srv, int fd,
-		      const struct sockaddr_storage *peer)
+		      const struct sockaddr_storage *peer,
+		      struct srclimit_src *src)
 {
 	struct sess *s = calloc(1, sizeof(*s));
 	struct sockaddr_storage ss = *peer;
@@ -557,6 +583,8 @@ struct sess *sess_new(struct srv *srv, int fd,
 	s->setup->inlen = 0;
 	s->srv = srv;
 	s->fd = fd;
+	s->src = src;
+	s->in_handshake = true;
 	s->id = ++srv->next_id;
 	addr_unmap(&ss);
 	memcpy(&s->peer, &ss, addr_len((struct sockaddr *)&ss));

@@ -21,6 +21,7 @@
 
 struct srv;
 struct sess;
+struct srclimit_src;
 
 /* Session states: (enum name, name in `socksgate list`). */
 #define SESS_STATE_LIST(X)                                                     \
@@ -67,9 +68,12 @@ struct sess_info {
 	struct assoc_info assoc; /* TRANSPARENT, when has_assoc */
 };
 
-/* Takes ownership of an accepted, non-blocking fd. */
+/* Takes ownership of an accepted, non-blocking fd, and of src's session
+ * count (srclimit_session_open(); NULL: not limited), which it gives back
+ * when it ends. */
 struct sess *sess_new(struct srv *srv, int fd,
-		      const struct sockaddr_storage *peer);
+		      const struct sockaddr_storage *peer,
+		      struct srclimit_src *src);
 /* Ends the session: logs one line, frees everything it holds. */
 void sess_end(struct sess *s, enum sess_end why);
 /* The next session of the server's list (srv->sessions is the first). */

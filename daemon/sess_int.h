@@ -14,6 +14,7 @@
 
 struct sess_udp;
 struct auth_job;
+struct srclimit_src;
 
 /* An IPv4 or IPv6 socket address, sized for those two only. */
 union sess_addr {
@@ -83,6 +84,9 @@ struct sess {
 	struct sess_udp *udp;	      /* UDP ASSOCIATE */
 	struct dns_query *dnsq;
 	struct auth_job *auth_job; /* RFC 1929 check on the worker */
+	struct srclimit_src *src;  /* its source's counts (srclimit) */
+	bool in_handshake;	   /* counted as a handshake of src */
+	bool assoc_counted;	   /* counted as an association of src */
 	/* TRANSPARENT */
 	struct assoc *assoc;
 	uint32_t assoc_id; /* for the session's log line */
@@ -94,9 +98,14 @@ struct sess {
 void sess_reply(struct sess *s, uint8_t rep, const struct sockaddr *bnd);
 /* Frees the setup state (the session has settled). */
 void sess_settle(struct sess *s);
-/* Checks a destination against the rules for this session's command. */
+/* Checks a destination against the rules for this session's command;
+ * a denial is logged. */
 bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 		  const char *dst_name, uint16_t port);
+/* The same without the log line: *line is the deciding rule's line (0:
+ * the default).  For UDP, whose denials are summarised. */
+bool sess_allowed_quiet(struct sess *s, const struct sockaddr *dst_ip,
+			const char *dst_name, uint16_t port, int *line);
 
 /* Command phases (sess_connect.c, sess_transparent.c). */
 void sess_connect_start(struct sess *s);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "sess_int.h"
 #include "sess_check.h"
+#include "srclimit.h"
 #include "srv.h"
 #include "grow.h"
 
@@ -81,6 +82,20 @@ static void tp_proceed(struct sess *s)
 			 addr_str(in.dst, dst, sizeof(dst)), rep, out.why);
 		sess_reply(s, rep, NULL);
 		return;
+	}
+	/* One client must not take every relay port: its quota is checked
+	 * before a port is allocated (X'01'; srclimit logs in summary). */
+	if (!s->assoc_counted) {
+		if (srclimit_assoc_open(s->srv->limits, s->src,
+					ev_now(s->srv->loop)) < 0) {
+			log_debug("session %llu: TRANSPARENT refused (0x01): "
+				  "max-associations-per-source %u",
+				  (unsigned long long)s->id,
+				  s->srv->cfg.limits.associations);
+			sess_reply(s, S5_REP_GENERAL, NULL);
+			return;
+		}
+		s->assoc_counted = true;
 	}
 	memset(&r, 0, sizeof(r));
 	r.proto = s->setup->req.ptcl;

@@ -9,9 +9,14 @@
  * Only the client's address is accepted (its port too, once known or when
  * the request gave it).  FRAG != 0, malformed headers, foreign sources and
  * denied destinations are dropped and counted; the association lives on.
- * Names are resolved on the loop and cached in a fixed table, so memory per
- * association is bounded whatever the number of destinations.  It ends
- * with N1, or after `timeout idle` without a datagram.
+ * Denials are logged in summary: the first at once, then at most one line
+ * per association every UDP_LOG_INTERVAL seconds (anyone who finds the
+ * external port can send denied datagrams).  Names are resolved on the
+ * loop and cached in a fixed table, so memory per association is bounded
+ * whatever the number of destinations; new names are looked up at the
+ * source's udp-name-rate at most (each costs the resolver one or two
+ * queries), the datagrams beyond it dropped and counted.  It ends with N1,
+ * or after `timeout idle` without a datagram.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,11 +31,13 @@
 #include "log.h"
 #include "pol.h"
 #include "sess_int.h"
+#include "srclimit.h"
 #include "srv.h"
 
 #define UDP_CACHE 8
 #define UDP_CACHE_TTL 60.0
 #define UDP_MAX_DGRAM 65535
+#define UDP_LOG_INTERVAL 10.0
 
 struct udp_name {
 	char name[256];
@@ -52,6 +59,14 @@ struct sess_udp {
 	struct udp_name names[UDP_CACHE];
 	uint64_t up_pkts, up_bytes, down_pkts, down_bytes;
 	uint64_t dropped_frag, dropped_bad, dropped_foreign, dropped_denied;
+	uint64_t dropped_limited; /* udp-name-rate */
+	/* Denials since the last log line, since when, and that line; the
+	 * timer writes the pending ones when no new denial does. */
+	uint64_t denied_pending;
+	ev_tstamp denied_since, denied_logged;
+	char denied_last[320]; /* "to NAME ADDR by rule at line N" */
+	ev_timer denied_flush;
+	struct sess *s;
 };
 
 static uint8_t *udp_scratch(struct sess *s)
@@ -64,15 +79,78 @@ static uint8_t *udp_scratch(struct sess *s)
 
 static int ext_socket(struct sess *s, int family);
 
+static void udp_denied_line(struct sess *s)
+{
+	struct sess_udp *u = s->udp;
+	ev_tstamp now = ev_now(s->srv->loop);
+
+	log_limited(LOG_LVL_INFO,
+		    "session %llu udp: %llu datagrams denied in %.1fs (%llu in "
+		    "all); last %s",
+		    (unsigned long long)s->id,
+		    (unsigned long long)u->denied_pending,
+		    now - u->denied_since,
+		    (unsigned long long)u->dropped_denied, u->denied_last);
+	u->denied_pending = 0;
+	u->denied_logged = now;
+}
+
+static void udp_denied_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sess_udp *u = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (u->denied_pending > 0)
+		udp_denied_line(u->s);
+}
+
+/* Counts a denied datagram (out to dst, or in from it); the first one
+ * is logged at once, the next in summary. */
+static void udp_denied(struct sess *s, bool in, const struct sockaddr *addr,
+		       const char *name, int line)
+{
+	struct sess_udp *u = s->udp;
+	ev_tstamp now = ev_now(s->srv->loop);
+	char a[ADDR_STRLEN];
+
+	u->dropped_denied++;
+	s->srv->stats.udp_denied++;
+	if (u->denied_pending++ == 0)
+		u->denied_since = now;
+	char by[32] = "the default";
+	if (line)
+		snprintf(by, sizeof(by), "rule at line %d", line);
+	snprintf(u->denied_last, sizeof(u->denied_last), "%s %s%s%s by %s",
+		 in ? "from" : "to", name ? name : "", name ? " " : "",
+		 addr_str(addr, a, sizeof(a)), by);
+	/* The name is the client's: no control bytes into the log. */
+	for (char *p = u->denied_last; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (now >= u->denied_logged &&
+	    now - u->denied_logged < UDP_LOG_INTERVAL) {
+		if (!ev_is_active(&u->denied_flush)) {
+			ev_timer_set(&u->denied_flush,
+				     u->denied_logged + UDP_LOG_INTERVAL - now,
+				     0.);
+			ev_timer_start(s->srv->loop, &u->denied_flush);
+		}
+		return;
+	}
+	udp_denied_line(s);
+}
+
 /* Sends payload to dst (port set) through the external socket. */
 static void udp_forward(struct sess *s, const struct sockaddr *dst,
 			const char *name, const uint8_t *p, size_t n)
 {
 	struct sess_udp *u = s->udp;
 	int idx = dst->sa_family == AF_INET6;
+	int line;
 
-	if (!sess_allowed(s, dst, name, addr_port(dst))) {
-		u->dropped_denied++;
+	if (!sess_allowed_quiet(s, dst, name, addr_port(dst), &line)) {
+		udp_denied(s, false, dst, name, line);
 		return;
 	}
 	if (ext_socket(s, dst->sa_family) < 0)
@@ -173,6 +251,11 @@ static void udp_from_client(struct sess *s, const uint8_t *buf, size_t n)
 		u->dropped_bad++; /* still resolving: one datagram waits */
 		return;
 	}
+	/* A new lookup: within the source's rate (DNS amplification). */
+	if (!srclimit_udp_name(s->srv->limits, s->src, ev_now(s->srv->loop))) {
+		u->dropped_limited++;
+		return;
+	}
 	/* Resolve, keeping this datagram for the answer. */
 	dns_cancel(&e->q);
 	free(e->pending);
@@ -247,10 +330,13 @@ static void udp_remote_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		addr_unmap(&from);
 		/* Answers pass the rules like the datagrams out did. */
+		int line = 0;
 		if (addr_port(&u->client.sa) == 0 ||
-		    !sess_allowed(s, (struct sockaddr *)&from, NULL,
-				  addr_port((struct sockaddr *)&from))) {
-			u->dropped_denied++;
+		    !sess_allowed_quiet(s, (struct sockaddr *)&from, NULL,
+					addr_port((struct sockaddr *)&from),
+					&line)) {
+			udp_denied(s, true, (struct sockaddr *)&from, NULL,
+				   line);
 			continue;
 		}
 		addr_to_s5((struct sockaddr *)&from, &h.dst);
@@ -324,7 +410,10 @@ void sess_udp_start(struct sess *s)
 		return;
 	}
 	s->udp = u;
+	u->s = s;
 	u->cfd = u->efd[0] = u->efd[1] = -1;
+	ev_init(&u->denied_flush, udp_denied_flush_cb);
+	u->denied_flush.data = u;
 	/* The client's datagrams come from its N1 address; from the port
 	 * the request names, if it names one. */
 	memcpy(&u->client, &s->peer, sizeof(u->client));
@@ -380,6 +469,7 @@ void sess_udp_stop(struct sess *s)
 		free(u->names[i].pending);
 	}
 	ev_io_stop(s->srv->loop, &u->crd);
+	ev_timer_stop(s->srv->loop, &u->denied_flush);
 	if (u->cfd >= 0)
 		close(u->cfd);
 	for (int i = 0; i < 2; i++) {
@@ -390,7 +480,7 @@ void sess_udp_stop(struct sess *s)
 	}
 	log_info("session %llu udp: up %llu datagrams %llu bytes, down %llu "
 		 "datagrams %llu bytes; dropped %llu frag, %llu malformed, "
-		 "%llu foreign, %llu denied",
+		 "%llu foreign, %llu denied, %llu over udp-name-rate",
 		 (unsigned long long)s->id, (unsigned long long)u->up_pkts,
 		 (unsigned long long)u->up_bytes,
 		 (unsigned long long)u->down_pkts,
@@ -398,7 +488,8 @@ void sess_udp_stop(struct sess *s)
 		 (unsigned long long)u->dropped_frag,
 		 (unsigned long long)u->dropped_bad,
 		 (unsigned long long)u->dropped_foreign,
-		 (unsigned long long)u->dropped_denied);
+		 (unsigned long long)u->dropped_denied,
+		 (unsigned long long)u->dropped_limited);
 	free(u);
 	s->udp = NULL;
 }

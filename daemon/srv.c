@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,9 +25,11 @@
 #include "dns.h"
 #include "log.h"
 #include "sess.h"
+#include "srclimit.h"
 
 #define SRV_ACCEPT_BURST 64
 #define SRV_ACCEPT_RETRY 0.5
+#define SRV_LIMITS_SWEEP 1.0
 
 static void srv_listeners_set(struct srv *s, bool on)
 {
@@ -99,8 +102,21 @@ static void srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_warn("accept");
 			return;
 		}
-		if (sess_new(s, fd, &peer) == NULL) {
+		/* Per-source limits: refused with a reset at once (no
+		 * TIME_WAIT kept for a client that comes back in a loop). */
+		struct srclimit_src *src;
+		enum srclimit_kind why;
+		if (srclimit_session_open(s->limits, (struct sockaddr *)&peer,
+					  ev_now(loop), &src, &why) < 0) {
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			close(fd);
+			continue;
+		}
+		if (sess_new(s, fd, &peer, src) == NULL) {
 			log_warnx("out of memory for a session");
+			srclimit_session_close(s->limits, src, true,
+					       ev_now(loop));
 			close(fd);
 		}
 		if (s->nsessions >= s->cfg.max_clients) {
@@ -244,6 +260,7 @@ static void srv_reload(struct srv *s)
 	/* -d on the command line outlives reloads. */
 	log_set_level(s->debug ? LOG_LVL_DEBUG
 			       : (enum log_level)s->cfg.log_level);
+	srclimit_configure(s->limits, &s->cfg.limits);
 	if (s->assocs) {
 		assoc_table_reconfigure(s->assocs, &s->cfg);
 		sess_transparent_recheck(s);
@@ -291,6 +308,43 @@ static void srv_authw_cb(struct ev_loop *loop, ev_io *w, int revents)
 	auth_worker_process(s->authw);
 }
 
+/* Every password check's result (the pool's hook): the source's penalty,
+ * and the spacing its next check keeps. */
+static double srv_auth_result(void *owner, const void *key, size_t keylen,
+			      const char *user, bool ok)
+{
+	struct srv *s = owner;
+
+	return srclimit_auth_result(s->limits, key, keylen, user, ok,
+				    ev_now(s->loop));
+}
+
+static void srv_limits_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct srv *s = w->data;
+
+	(void)revents;
+	srclimit_sweep(s->limits, ev_now(loop));
+}
+
+static int srv_limits_init(struct srv *s)
+{
+	uint64_t seed = 0;
+
+	/* The seed keeps clients from aiming at one hash chain. */
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL ^
+		       (uint64_t)ev_time();
+	s->limits = srclimit_new(&s->cfg.limits, seed);
+	if (s->limits == NULL)
+		return -1;
+	ev_timer_init(&s->limits_sweep, srv_limits_sweep_cb, SRV_LIMITS_SWEEP,
+		      SRV_LIMITS_SWEEP);
+	s->limits_sweep.data = s;
+	ev_timer_start(s->loop, &s->limits_sweep);
+	return 0;
+}
+
 int srv_init(struct srv *s, struct ev_loop *loop)
 {
 	char err[256];
@@ -305,8 +359,15 @@ int srv_init(struct srv *s, struct ev_loop *loop)
 	}
 	if (srv_load_users(&s->cfg, &s->auth) < 0)
 		return -1;
-	s->authw = auth_worker_new(err, sizeof(err));
+	if (srv_limits_init(s) < 0) {
+		log_error("out of memory");
+		return -1;
+	}
+	s->authw = auth_worker_new(s->cfg.limits.auth_workers, srv_auth_result,
+				   s, err, sizeof(err));
 	if (s->authw) {
+		log_info("%u password check workers",
+			 auth_worker_threads(s->authw));
 		ev_io_init(&s->authw_io, srv_authw_cb, auth_worker_fd(s->authw),
 			   EV_READ);
 		s->authw_io.data = s;
@@ -370,6 +431,11 @@ void srv_free(struct srv *s)
 	}
 	auth_free(s->auth);
 	s->auth = NULL;
+	if (s->limits) {
+		ev_timer_stop(s->loop, &s->limits_sweep);
+		srclimit_free(s->limits);
+		s->limits = NULL;
+	}
 	free(s->udp_buf);
 	s->udp_buf = NULL;
 	cfg_free(&s->cfg);

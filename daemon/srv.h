@@ -20,6 +20,7 @@ struct dns;
 struct assoc_table;
 struct ctl;
 struct ctl_conn;
+struct srclimit;
 
 struct srv_listener {
 	ev_io w;
@@ -35,6 +36,7 @@ struct srv_stats {
 	uint64_t bad_requests;
 	uint64_t accept_errors;
 	uint64_t denied;
+	uint64_t udp_denied; /* UDP datagrams the rules denied, both ways */
 };
 
 struct srv {
@@ -54,6 +56,8 @@ struct srv {
 	unsigned nsessions;
 	uint64_t next_id;
 	struct srv_stats stats;
+	struct srclimit *limits;    /* per-source limits and penalties */
+	ev_timer limits_sweep;	    /* their summaries and expiry */
 	struct assoc_table *assocs; /* TRANSPARENT; NULL if unavailable */
 	struct ctl *ctl;	    /* control socket; NULL if it failed */
 	/* What the control socket answers (ctl_cmd_answer, set by main.c:

@@ -11,7 +11,8 @@ sg_topology
 ctl() { ing "$SG_CLIENT" "$@" --control "$SG_TMP/control.sock"; }
 jq_() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
-	"close-on-flow-end yes udp" "conntrack-rcvbuf 4096" "max-clients 2000"
+	"close-on-flow-end yes udp" "conntrack-rcvbuf 4096" "max-clients 2000" \
+	"max-sessions-per-source 0" "max-associations-per-source 0"
 # UDP entries expire fast in this gateway, so flow ends come quickly.
 ing sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 net.netfilter.nf_conntrack_udp_timeout_stream=2
 sg_daemon

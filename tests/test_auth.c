@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 
@@ -62,13 +64,47 @@ Test(auth, file_errors)
 struct result {
 	int calls;
 	bool ok;
+	int order; /* 1 for the first callback of a test, 2... */
+	double at;
 };
+
+static int callbacks;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static void done_cb(void *arg, bool ok)
 {
 	struct result *r = arg;
 	r->calls++;
 	r->ok = ok;
+	r->order = ++callbacks;
+	r->at = now_s();
+}
+
+/* The result hook: counts, and answers a fixed spacing for failures. */
+static int hook_calls;
+static double hook_spacing;
+static double hook(void *owner, const void *key, size_t keylen,
+		   const char *user, bool ok)
+{
+	(void)owner;
+	(void)key;
+	(void)keylen;
+	(void)user;
+	hook_calls++;
+	return ok ? 0 : hook_spacing;
+}
+
+static void reset(void)
+{
+	callbacks = 0;
+	hook_calls = 0;
+	hook_spacing = 0;
 }
 
 /* Waits for the worker's descriptor and runs the finished callbacks. */
@@ -86,20 +122,28 @@ static void pump(struct auth_worker *w, int want, struct result *rs, int n)
 	}
 }
 
+static struct auth_job *check(struct auth_worker *w, struct auth_db *db,
+			      const char *user, const char *pass,
+			      const char *src, double spacing, struct result *r)
+{
+	return auth_check_async(w, db, user, strlen(user), pass, strlen(pass),
+				src, strlen(src), spacing, done_cb, r);
+}
+
 Test(auth, worker_thread_checks_off_the_loop)
 {
 	struct auth_db *db = load();
 	char err[128];
-	struct auth_worker *w = auth_worker_new(err, sizeof(err));
+	struct auth_worker *w =
+		auth_worker_new(1, NULL, NULL, err, sizeof(err));
 	struct result rs[3] = {{0}};
 
+	reset();
 	cr_assert_not_null(w, "%s", err);
-	cr_assert_not_null(auth_check_async(w, db, "alice", 5, "wonderland", 10,
-					    done_cb, &rs[0]));
-	cr_assert_not_null(auth_check_async(w, db, "alice", 5, "nope", 4,
-					    done_cb, &rs[1]));
-	struct auth_job *j = auth_check_async(w, db, "bob", 3, "builder", 7,
-					      done_cb, &rs[2]);
+	cr_assert_eq(auth_worker_threads(w), 1);
+	cr_assert_not_null(check(w, db, "alice", "wonderland", "a", 0, &rs[0]));
+	cr_assert_not_null(check(w, db, "alice", "nope", "a", 0, &rs[1]));
+	struct auth_job *j = check(w, db, "bob", "builder", "a", 0, &rs[2]);
 	cr_assert_not_null(j);
 	auth_job_cancel(w, j);
 	/* The database may go away while checks run: hashes were copied. */
@@ -110,5 +154,130 @@ Test(auth, worker_thread_checks_off_the_loop)
 	cr_assert_eq(rs[1].calls, 1);
 	cr_assert(!rs[1].ok);
 	cr_assert_eq(rs[2].calls, 0, "a cancelled check called back");
+	auth_worker_free(w);
+}
+
+Test(auth, pool_sized_to_the_machine)
+{
+	char err[128];
+	struct auth_worker *w =
+		auth_worker_new(0, NULL, NULL, err, sizeof(err));
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	cr_assert_not_null(w, "%s", err);
+	/* One per CPU, at least 2: one source cannot hold them all. */
+	cr_assert_eq(auth_worker_threads(w), cpus < 2 ? 2u : (unsigned)cpus);
+	auth_worker_free(w);
+}
+
+/* 20 checks of one source queued before one of another: the other's is
+ * among the first answered (round robin), and the first source never has
+ * every worker. */
+Test(auth, fair_queueing_by_source)
+{
+	struct auth_db *db = load();
+	char err[128];
+	struct auth_worker *w =
+		auth_worker_new(2, NULL, NULL, err, sizeof(err));
+	struct result rs[21] = {{0}};
+	struct auth_worker_stats st;
+
+	reset();
+	cr_assert_not_null(w, "%s", err);
+	for (int i = 0; i < 20; i++)
+		cr_assert_not_null(
+			check(w, db, "alice", "guess", "attacker", 0, &rs[i]));
+	cr_assert_not_null(
+		check(w, db, "alice", "wonderland", "other", 0, &rs[20]));
+	for (int i = 0; i < 400; i++) {
+		struct pollfd p = {.fd = auth_worker_fd(w), .events = POLLIN};
+		auth_worker_stats(w, &st);
+		/* A source has at most n - 1 = 1 check running, so the
+		 * attacker never has both workers. */
+		if (rs[20].calls)
+			cr_assert_leq(st.running, 1);
+		poll(&p, 1, 20);
+		auth_worker_process(w);
+		if (callbacks == 21)
+			break;
+	}
+	cr_assert_eq(callbacks, 21);
+	cr_assert(rs[20].ok);
+	cr_assert_leq(rs[20].order, 3, "the other source waited behind %d",
+		      rs[20].order - 1);
+	auth_free(db);
+	auth_worker_free(w);
+}
+
+/* Spacing: a source's checks start at least `spacing` apart once the hook
+ * says so; another source is not held. */
+Test(auth, spacing_per_source)
+{
+	struct auth_db *db = load();
+	char err[128];
+	struct auth_worker *w =
+		auth_worker_new(2, hook, NULL, err, sizeof(err));
+	struct result rs[4] = {{0}};
+
+	reset();
+	hook_spacing = 0.3;
+	cr_assert_not_null(w, "%s", err);
+	double t0 = now_s();
+	for (int i = 0; i < 3; i++)
+		cr_assert_not_null(
+			check(w, db, "alice", "guess", "slow", 0, &rs[i]));
+	cr_assert_not_null(check(w, db, "bob", "builder", "fast", 0, &rs[3]));
+	pump(w, 4, rs, 4);
+	cr_assert_eq(callbacks, 4);
+	cr_assert_eq(hook_calls, 4);
+	cr_assert(rs[3].ok);
+	cr_assert_lt(rs[3].at - t0, 0.25, "the other source was held");
+	/* The first failure set the spacing: the second and third checks
+	 * started 0.3 s after their predecessors. */
+	cr_assert_geq(rs[1].at - rs[0].at, 0.25);
+	cr_assert_geq(rs[2].at - rs[1].at, 0.25);
+	auth_free(db);
+	auth_worker_free(w);
+}
+
+/* A check cancelled while queued never runs (the hook does not see it);
+ * one cancelled while running still reports its result to the hook. */
+Test(auth, cancel_queued_and_running)
+{
+	struct auth_db *db = load();
+	char err[128];
+	struct auth_worker *w =
+		auth_worker_new(1, hook, NULL, err, sizeof(err));
+	struct result rs[2] = {{0}};
+	struct auth_worker_stats st;
+
+	reset();
+	cr_assert_not_null(w, "%s", err);
+	struct auth_job *a = check(w, db, "alice", "guess", "s", 0, &rs[0]);
+	struct auth_job *b = check(w, db, "alice", "guess", "s", 0, &rs[1]);
+	for (int i = 0; i < 200; i++) {
+		auth_worker_stats(w, &st);
+		if (st.running == 1)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(st.running, 1);
+	cr_assert_eq(st.queued, 1);
+	auth_job_cancel(w, b); /* queued: dropped */
+	auth_job_cancel(w, a); /* running: result still reported */
+	auth_worker_stats(w, &st);
+	cr_assert_eq(st.queued, 0);
+	for (int i = 0; i < 100 && hook_calls == 0; i++) {
+		struct pollfd p = {.fd = auth_worker_fd(w), .events = POLLIN};
+		poll(&p, 1, 20);
+		auth_worker_process(w);
+	}
+	cr_assert_eq(hook_calls, 1);
+	cr_assert_eq(callbacks, 0);
+	auth_worker_stats(w, &st);
+	cr_assert_eq(st.checks, 1);
+	cr_assert_eq(st.failures, 1);
+	auth_free(db);
 	auth_worker_free(w);
 }

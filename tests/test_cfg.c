@@ -170,3 +170,49 @@ Test(cfg, ptcl_names)
 	cr_assert_eq(ptcl_parse("256", 0), -1);
 	cr_assert_eq(ptcl_parse("gre", 0), -1);
 }
+
+Test(cfg, abuse_limits)
+{
+	struct cfg c;
+	char err[256];
+	const char *text = "source-prefix 24 48\n"
+			   "max-handshakes-per-source 8\n"
+			   "max-sessions-per-source 0\n"
+			   "max-associations-per-source 5\n"
+			   "auth-workers 3\n"
+			   "auth-penalty 2 5 300\n"
+			   "udp-name-rate 4 9\n";
+
+	cr_assert_eq(parse(text, &c, err), 0, "%s", err);
+	cr_assert_eq(c.limits.prefix4, 24);
+	cr_assert_eq(c.limits.prefix6, 48);
+	cr_assert_eq(c.limits.handshakes, 8);
+	cr_assert_eq(c.limits.sessions, 0);
+	cr_assert_eq(c.limits.associations, 5);
+	cr_assert_eq(c.limits.auth_workers, 3);
+	cr_assert_eq(c.limits.penalty_free, 2);
+	cr_assert_float_eq(c.limits.penalty_base, 5, 1e-9);
+	cr_assert_float_eq(c.limits.penalty_max, 300, 1e-9);
+	cr_assert_float_eq(c.limits.udp_name_rate, 4, 1e-9);
+	cr_assert_eq(c.limits.udp_name_burst, 9);
+	cfg_free(&c);
+	cr_assert_eq(parse("auth-penalty off\nudp-name-rate off\n", &c, err), 0,
+		     "%s", err);
+	cr_assert_float_eq(c.limits.penalty_max, 0, 0);
+	cr_assert_float_eq(c.limits.udp_name_rate, 0, 0);
+	cfg_free(&c);
+}
+
+Test(cfg, abuse_limit_errors)
+{
+	expect_error("source-prefix 33 64\n", "t.conf:1: usage: source-prefix");
+	expect_error("source-prefix 32\n", "usage: source-prefix");
+	expect_error("max-handshakes-per-source -1\n",
+		     "usage: max-handshakes-per-source N");
+	expect_error("max-sessions-per-source x\n",
+		     "usage: max-sessions-per-source N");
+	expect_error("auth-workers 65\n", "usage: auth-workers");
+	expect_error("auth-penalty 3 10 5\n", "BASE <= MAX");
+	expect_error("auth-penalty on\n", "usage: auth-penalty");
+	expect_error("udp-name-rate 0 5\n", "usage: udp-name-rate");
+}
