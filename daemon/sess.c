@@ -219,19 +219,27 @@ bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 		.dst_port = port,
 		.cmd = pol_cmd_bit(s->cmd),
 		.user = s->authed ? s->user : NULL,
+		.self = &s->srv->self,
 	};
 	struct pol_decision d = pol_check(c->rules, c->nrules, &q);
 
 	if (!d.allow) {
-		char peer[ADDR_STRLEN], dst[ADDR_STRLEN] = "";
+		char peer[ADDR_STRLEN], dst[ADDR_STRLEN] = "", why[80];
 		addr_str(&s->peer.sa, peer, sizeof(peer));
 		if (dst_ip)
 			addr_ip_str(dst_ip, dst, sizeof(dst));
-		log_info("session %llu: %s to %s%s%s port %u denied by %s%d",
+		if (d.form != ADDR_DST_OK)
+			snprintf(why, sizeof(why), "refused: %s",
+				 addr_dst_str(d.form));
+		else
+			snprintf(why, sizeof(why), "denied by %s%d%s",
+				 d.line ? "rule at line " : "default ", d.line,
+				 d.embedded ? " (the IPv4 address it carries)"
+					    : "");
+		log_info("session %llu: %s to %s%s%s port %u %s",
 			 (unsigned long long)s->id, peer,
 			 dst_name ? dst_name : "",
-			 dst_name && dst_ip ? "/" : "", dst, port,
-			 d.line ? "rule at line " : "default ", d.line);
+			 dst_name && dst_ip ? "/" : "", dst, port, why);
 	}
 	return d.allow;
 }
