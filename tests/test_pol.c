@@ -233,6 +233,33 @@ Test(pol, shipped_config_is_not_open)
 			      .dst_port = 80,
 			      .cmd = POL_CMD_CONNECT};
 	cr_assert(pol_check(C.rules, C.nrules, &q).allow);
+	/* ...but never to the router itself, in any form, by any command. */
+	static const char *const own[] = {"192.168.1.1", "fd00::1", NULL};
+	static const struct pol_self self = {fake_self, own};
+	static const char *const gw[] = {"127.0.0.1",
+					 "::ffff:127.0.0.1",
+					 "::1",
+					 "0.0.0.0",
+					 "::",
+					 "0.1.2.3",
+					 "::127.0.0.1",
+					 "192.168.1.1",
+					 "::ffff:192.168.1.1",
+					 "fd00::1",
+					 "64:ff9b::7f00:1",
+					 "2002:c0a8:101::1",
+					 "64:ff9b::192.168.1.1",
+					 "224.0.0.251",
+					 "fe80::1"};
+	q.self = &self;
+	for (size_t k = 0; k < 4; k++) {
+		q.cmd = cmds[k];
+		for (size_t i = 0; i < sizeof(gw) / sizeof(gw[0]); i++) {
+			addr_parse(gw[i], 80, &d);
+			cr_assert(!pol_check(C.rules, C.nrules, &q).allow,
+				  "%s allowed", gw[i]);
+		}
+	}
 }
 
 Test(pol, may_allow_for_udp_associations)
