@@ -270,3 +270,109 @@ bool addr_cidr_match(const struct addr_cidr *c, const struct sockaddr *sa)
 	uint8_t mask = (uint8_t)(0xff00u >> rest);
 	return (b[full] & mask) == c->bytes[full];
 }
+
+/* What an IPv4 address (network order bytes) is to the kernel. */
+static enum addr_dst dst_v4(const uint8_t *b)
+{
+	if (b[0] == 0)
+		return ADDR_DST_THIS_HOST; /* RFC 1122 3.2.1.3: 0/8 */
+	if ((b[0] & 0xf0) == 0xe0)
+		return ADDR_DST_MULTICAST;
+	if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)
+		return ADDR_DST_BROADCAST;
+	return ADDR_DST_OK;
+}
+
+static void set_v4(struct sockaddr_storage *ss, const uint8_t *b,
+		   in_port_t port, bool invert)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	uint8_t *a = (uint8_t *)&s4->sin_addr;
+
+	memset(ss, 0, sizeof(*ss));
+	s4->sin_family = AF_INET;
+	s4->sin_port = port;
+	for (int i = 0; i < 4; i++)
+		a[i] = invert ? (uint8_t)~b[i] : b[i];
+}
+
+enum addr_dst addr_dst_normalise(const struct sockaddr *dst,
+				 struct sockaddr_storage *out,
+				 struct sockaddr_storage *embedded)
+{
+	static const uint8_t zero[12];
+	static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)dst;
+	const uint8_t *b;
+
+	memset(embedded, 0, sizeof(*embedded));
+	memset(out, 0, sizeof(*out));
+	if (dst->sa_family == AF_INET) {
+		memcpy(out, dst, sizeof(struct sockaddr_in));
+		return dst_v4(
+			(const uint8_t *)&((const struct sockaddr_in *)dst)
+				->sin_addr);
+	}
+	if (dst->sa_family != AF_INET6)
+		return ADDR_DST_INVALID;
+	b = s6->sin6_addr.s6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		/* The kernel sends it as IPv4 from an IPv4 source. */
+		set_v4(out, b + 12, s6->sin6_port, false);
+		return dst_v4(b + 12);
+	}
+	memcpy(out, dst, sizeof(struct sockaddr_in6));
+	if (memcmp(b, zero, 12) == 0) {
+		if (IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
+			return ADDR_DST_THIS_HOST;
+		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return ADDR_DST_OK; /* ::1: the rules decide */
+		return ADDR_DST_V4COMPAT;
+	}
+	if (b[0] == 0xff)
+		return ADDR_DST_MULTICAST;
+	if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr))
+		return ADDR_DST_LINK_LOCAL;
+	if (memcmp(b, nat64, 12) == 0)
+		set_v4(embedded, b + 12, s6->sin6_port, false);
+	else if (b[0] == 0x20 && b[1] == 0x02)
+		set_v4(embedded, b + 2, s6->sin6_port, false);
+	else if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0)
+		set_v4(embedded, b + 12, s6->sin6_port, true);
+	else
+		return ADDR_DST_OK;
+	/* What the translator or tunnel would be asked to reach. */
+	return dst_v4(
+		(const uint8_t *)&((struct sockaddr_in *)embedded)->sin_addr);
+}
+
+const char *addr_dst_str(enum addr_dst r)
+{
+	switch (r) {
+	case ADDR_DST_OK:
+		return "ordinary address";
+	case ADDR_DST_THIS_HOST:
+		return "unspecified address (this host)";
+	case ADDR_DST_V4COMPAT:
+		return "IPv4-compatible IPv6 address";
+	case ADDR_DST_MULTICAST:
+		return "multicast address";
+	case ADDR_DST_BROADCAST:
+		return "broadcast address";
+	case ADDR_DST_LINK_LOCAL:
+		return "link-local address without a zone";
+	case ADDR_DST_INVALID:
+		return "not an IPv4 or IPv6 address";
+	}
+	return "?";
+}
+
+bool addr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ((const uint8_t *)&((const struct sockaddr_in *)sa)
+				->sin_addr)[0] == 127;
+	return sa->sa_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(
+		       &((const struct sockaddr_in6 *)sa)->sin6_addr);
+}

@@ -74,6 +74,42 @@ void addr_to_s5(const struct sockaddr *sa, struct s5_addr *a);
 bool addr_eq_ip(const struct sockaddr *a, const struct sockaddr *b);
 /* True for 0.0.0.0, ::, and IPv4-mapped addresses: never a BND.ADDR. */
 bool addr_is_unusable_bnd(const struct sockaddr *sa);
+/*
+ * What the kernel does with a destination, for the rules (the table in
+ * docs/security.md, "Destination forms").  A request or datagram whose
+ * destination is not ADDR_DST_OK is refused whatever the rules say.
+ */
+enum addr_dst {
+	ADDR_DST_OK = 0,     /* an address the rules decide on */
+	ADDR_DST_THIS_HOST,  /* 0.0.0.0/8, ::: the kernel means the gateway */
+	ADDR_DST_V4COMPAT,   /* ::a.b.c.d (IPv4-compatible, deprecated):
+			      * sit0 carries it to a.b.c.d over IPv4 */
+	ADDR_DST_MULTICAST,  /* 224.0.0.0/4, ff00::/8: loops back to the
+			      * gateway's own group members, and out */
+	ADDR_DST_BROADCAST,  /* 255.255.255.255 */
+	ADDR_DST_LINK_LOCAL, /* fe80::/10: a wire address has no zone,
+			      * so no link is named */
+	ADDR_DST_INVALID,    /* neither IPv4 nor IPv6 */
+};
+/*
+ * Normalises a destination (after name resolution) into what the rules
+ * must see.  *out: dst as the kernel uses it, port kept; an IPv4-mapped
+ * address (::ffff:a.b.c.d) becomes a.b.c.d.  *embedded: the IPv4 address
+ * that a NAT64 (64:ff9b::/96, RFC 6052), 6to4 (2002::/16, RFC 3056) or
+ * Teredo (2001::/32, RFC 4380: the client's, de-obfuscated) address
+ * carries, port kept; a translator or tunnel on the way delivers there,
+ * so both addresses must pass the rules.  ss_family 0 for other
+ * addresses.  Returns ADDR_DST_OK, or why the address (or the IPv4
+ * address it carries) is refused.  out and embedded may not alias dst.
+ */
+enum addr_dst addr_dst_normalise(const struct sockaddr *dst,
+				 struct sockaddr_storage *out,
+				 struct sockaddr_storage *embedded);
+/* "unspecified address (this host)" ...: for log lines. */
+const char *addr_dst_str(enum addr_dst r);
+/* True for 127.0.0.0/8 and ::1 (the kernel's loopback, whatever lo has). */
+bool addr_is_loopback(const struct sockaddr *sa);
+
 /* Raw address bytes and their length (4 or 16). */
 const uint8_t *addr_bytes(const struct sockaddr *sa, size_t *len);
 

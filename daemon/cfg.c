@@ -248,7 +248,7 @@ static int d_rule(struct cfg_ctx *x, char **w, int n)
 	r.cmds = POL_CMD_ANY;
 	if (n < 2)
 		return cfg_error(x, "usage: rule allow|deny [from CIDR] [to "
-				    "CIDR|NAME|any] [port N|N-M] [command "
+				    "CIDR|NAME|self|any] [port N|N-M] [command "
 				    "CMD] [user NAME]");
 	if (strcmp(w[1], "allow") == 0)
 		r.allow = true;
@@ -265,6 +265,9 @@ static int d_rule(struct cfg_ctx *x, char **w, int n)
 		} else if (strcmp(k, "to") == 0) {
 			if (strcmp(v, "any") == 0) {
 				r.to_kind = POL_TO_ANY;
+			} else if (strcmp(v, "self") == 0) {
+				/* A keyword, not the single-label name. */
+				r.to_kind = POL_TO_SELF;
 			} else if (addr_cidr_parse(v, &r.to) == 0) {
 				r.to_kind = POL_TO_CIDR;
 			} else if (strlen(v) < sizeof(r.to_name) &&

@@ -1,9 +1,12 @@
 /*
  * socksgated: SOCKS5 gateway daemon (RFC 1928, RFC 1929, TRANSPARENT).
- * main parses options, loads the configuration, and runs srv.
+ * main parses options, loads the configuration, and runs srv; it also
+ * hands srv the gateway's own addresses (rtnl/selfaddr on the loop).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +19,22 @@
 #include "ct_probe.h"
 #include "log.h"
 #include "ctl_cmd.h"
+#include "selfaddr.h"
+#include "sess.h"
 #include "srv.h"
+
+/* After a failed dump of the local routing table, the next try. */
+#define SELF_RETRY_SECS 1.0
+
+/* The gateway's own addresses (`rule ... to self`), kept current: the
+ * notification socket is watched; a failed dump keeps the previous table
+ * and is retried. */
+struct self_watch {
+	struct selfaddr *sa;
+	struct srv *srv;
+	ev_io io;
+	ev_timer retry;
+};
 
 static void usage(FILE *f)
 {
@@ -43,9 +61,113 @@ static void warn_unrelayable(const struct cfg *c)
 	}
 }
 
+static bool self_match(const void *ctx, const struct sockaddr *a)
+{
+	return selfaddr_match(ctx, a);
+}
+
+static void self_log(const struct selfaddr *sa)
+{
+	size_t n;
+	const struct selfaddr_prefix *p = selfaddr_table(sa, &n);
+
+	log_info("own addresses: %zu local routes", n);
+	for (size_t i = 0; i < n; i++) {
+		char ip[INET6_ADDRSTRLEN];
+		inet_ntop(p[i].family, p[i].addr, ip, sizeof(ip));
+		log_debug("own address %s/%u %s", ip, p[i].plen,
+			  p[i].type == RTN_LOCAL       ? "local"
+			  : p[i].type == RTN_BROADCAST ? "broadcast"
+						       : "anycast");
+	}
+}
+
+static void self_updated(struct self_watch *w, int rc)
+{
+	if (rc < 0) {
+		log_warn("own addresses: local routing table dump failed, "
+			 "retrying in %.0f s",
+			 SELF_RETRY_SECS);
+		ev_timer_set(&w->retry, SELF_RETRY_SECS, 0.);
+		ev_timer_start(w->srv->loop, &w->retry);
+		return;
+	}
+	if (rc == 0)
+		return;
+	self_log(w->sa);
+	/* An association whose DST just became one of ours ends now if
+	 * the rules deny `to self`. */
+	sess_transparent_recheck(w->srv);
+}
+
+static void self_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct self_watch *w = io->data;
+	struct selfaddr_stats a, b;
+	int rc;
+
+	(void)loop;
+	(void)revents;
+	selfaddr_get_stats(w->sa, &a);
+	rc = selfaddr_process(w->sa);
+	selfaddr_get_stats(w->sa, &b);
+	log_debug("own addresses: woken, %llu notifications%s, %s",
+		  (unsigned long long)(b.notifications - a.notifications),
+		  b.overruns != a.overruns ? " (some lost)" : "",
+		  b.dumps == a.dumps ? "no dump"
+		  : rc > 0	     ? "table dumped, changed"
+		  : rc == 0	     ? "table dumped, unchanged"
+				     : "table dump failed");
+	self_updated(w, rc);
+}
+
+static void self_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct self_watch *w = t->data;
+
+	(void)loop;
+	(void)revents;
+	self_updated(w, selfaddr_refresh(w->sa));
+}
+
+/* Fails closed: without its own addresses the daemon cannot honour a
+ * `deny to self`.  Returns 0 or -1 after logging why. */
+static int self_start(struct self_watch *w, struct srv *srv)
+{
+	char err[256];
+
+	w->srv = srv;
+	w->sa = selfaddr_open(err, sizeof(err));
+	if (w->sa == NULL) {
+		log_error("own addresses: %s", err);
+		return -1;
+	}
+	self_log(w->sa);
+	srv->self.match = self_match;
+	srv->self.ctx = w->sa;
+	ev_io_init(&w->io, self_io_cb, selfaddr_fd(w->sa), EV_READ);
+	w->io.data = w;
+	ev_io_start(srv->loop, &w->io);
+	ev_init(&w->retry, self_retry_cb);
+	w->retry.data = w;
+	return 0;
+}
+
+static void self_stop(struct self_watch *w)
+{
+	if (w->sa == NULL)
+		return;
+	ev_io_stop(w->srv->loop, &w->io);
+	ev_timer_stop(w->srv->loop, &w->retry);
+	memset(&w->srv->self, 0, sizeof(w->srv->self));
+	selfaddr_close(w->sa);
+	w->sa = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static struct srv srv; /* large; one per process */
+	struct self_watch self = {.sa = NULL};
 	const char *path = CFG_DEFAULT_PATH;
 	bool foreground = false, check = false, debug = false;
 	char err[512];
@@ -106,13 +228,15 @@ int main(int argc, char **argv)
 	struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
 	if (loop == NULL)
 		fatalx("cannot initialise libev with epoll");
-	if (srv_init(&srv, loop) < 0) {
+	if (srv_init(&srv, loop) < 0 || self_start(&self, &srv) < 0) {
+		self_stop(&self);
 		srv_free(&srv);
 		return 1;
 	}
 	log_info("socksgated %s started", SOCKSGATE_VERSION);
 	warn_unrelayable(&srv.cfg);
 	srv_run(&srv);
+	self_stop(&self);
 	srv_free(&srv);
 	ev_loop_destroy(loop);
 	log_info("socksgated stopped");

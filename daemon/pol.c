@@ -72,6 +72,11 @@ static bool rule_match(const struct pol_rule *r, const struct pol_query *q)
 		return true;
 	case POL_TO_CIDR:
 		return q->dst_ip != NULL && addr_cidr_match(&r->to, q->dst_ip);
+	case POL_TO_SELF:
+		return q->dst_ip != NULL &&
+		       (addr_is_loopback(q->dst_ip) ||
+			(q->self != NULL && q->self->match != NULL &&
+			 q->self->match(q->self->ctx, q->dst_ip)));
 	case POL_TO_NAME:
 	case POL_TO_SUFFIX:
 		return q->dst_name != NULL && name_match(r, q->dst_name);
@@ -79,8 +84,8 @@ static bool rule_match(const struct pol_rule *r, const struct pol_query *q)
 	return false;
 }
 
-struct pol_decision pol_check(const struct pol_rule *rules, size_t n,
-			      const struct pol_query *q)
+static struct pol_decision first_match(const struct pol_rule *rules, size_t n,
+				       const struct pol_query *q)
 {
 	struct pol_decision d = {.allow = false, .line = 0};
 
@@ -92,6 +97,31 @@ struct pol_decision pol_check(const struct pol_rule *rules, size_t n,
 		}
 	}
 	return d;
+}
+
+struct pol_decision pol_check(const struct pol_rule *rules, size_t n,
+			      const struct pol_query *q)
+{
+	struct sockaddr_storage dst, v4;
+	struct pol_query nq = *q;
+	struct pol_decision d, d4;
+	enum addr_dst form;
+
+	if (q->dst_ip == NULL)
+		return first_match(rules, n, q);
+	form = addr_dst_normalise(q->dst_ip, &dst, &v4);
+	if (form != ADDR_DST_OK)
+		return (struct pol_decision){.allow = false, .form = form};
+	nq.dst_ip = (const struct sockaddr *)&dst;
+	d = first_match(rules, n, &nq);
+	if (!d.allow || v4.ss_family == 0)
+		return d;
+	nq.dst_ip = (const struct sockaddr *)&v4;
+	d4 = first_match(rules, n, &nq);
+	if (d4.allow)
+		return d;
+	d4.embedded = true;
+	return d4;
 }
 
 bool pol_may_allow(const struct pol_rule *rules, size_t n,

@@ -213,8 +213,9 @@ void sess_settle(struct sess *s)
 	}
 }
 
-bool sess_allowed_quiet(struct sess *s, const struct sockaddr *dst_ip,
-			const char *dst_name, uint16_t port, int *line)
+static struct pol_decision sess_decide(struct sess *s,
+				       const struct sockaddr *dst_ip,
+				       const char *dst_name, uint16_t port)
 {
 	const struct cfg *c = &s->srv->cfg;
 	struct pol_query q = {
@@ -224,8 +225,16 @@ bool sess_allowed_quiet(struct sess *s, const struct sockaddr *dst_ip,
 		.dst_port = port,
 		.cmd = pol_cmd_bit(s->cmd),
 		.user = s->authed ? s->user : NULL,
+		.self = &s->srv->self,
 	};
-	struct pol_decision d = pol_check(c->rules, c->nrules, &q);
+
+	return pol_check(c->rules, c->nrules, &q);
+}
+
+bool sess_allowed_quiet(struct sess *s, const struct sockaddr *dst_ip,
+			const char *dst_name, uint16_t port, int *line)
+{
+	struct pol_decision d = sess_decide(s, dst_ip, dst_name, port);
 
 	*line = d.line;
 	return d.allow;
@@ -234,21 +243,27 @@ bool sess_allowed_quiet(struct sess *s, const struct sockaddr *dst_ip,
 bool sess_allowed(struct sess *s, const struct sockaddr *dst_ip,
 		  const char *dst_name, uint16_t port)
 {
-	int line;
-	bool allow = sess_allowed_quiet(s, dst_ip, dst_name, port, &line);
+	struct pol_decision d = sess_decide(s, dst_ip, dst_name, port);
 
-	if (!allow) {
-		char peer[ADDR_STRLEN], dst[ADDR_STRLEN] = "";
+	if (!d.allow) {
+		char peer[ADDR_STRLEN], dst[ADDR_STRLEN] = "", why[80];
 		addr_str(&s->peer.sa, peer, sizeof(peer));
 		if (dst_ip)
 			addr_ip_str(dst_ip, dst, sizeof(dst));
-		log_info("session %llu: %s to %s%s%s port %u denied by %s%d",
+		if (d.form != ADDR_DST_OK)
+			snprintf(why, sizeof(why), "refused: %s",
+				 addr_dst_str(d.form));
+		else
+			snprintf(why, sizeof(why), "denied by %s%d%s",
+				 d.line ? "rule at line " : "default ", d.line,
+				 d.embedded ? " (the IPv4 address it carries)"
+					    : "");
+		log_info("session %llu: %s to %s%s%s port %u %s",
 			 (unsigned long long)s->id, peer,
 			 dst_name ? dst_name : "",
-			 dst_name && dst_ip ? "/" : "", dst, port,
-			 line ? "rule at line " : "default ", line);
+			 dst_name && dst_ip ? "/" : "", dst, port, why);
 	}
-	return allow;
+	return d.allow;
 }
 
 static void sess_choose_method(struct sess *s, const struct s5_methods *m)

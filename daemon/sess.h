@@ -81,8 +81,8 @@ struct sess *sess_next(const struct sess *s);
 void sess_get_info(const struct sess *s, struct sess_info *out);
 const char *sess_end_str(enum sess_end e);
 const char *sess_state_str(enum sess_state st);
-/* After a reload: ends (reason policy) the associations the new
- * configuration no longer allows. */
+/* After a reload, or a change of the gateway's own addresses: ends
+ * (reason policy) the associations the rules no longer allow. */
 void sess_transparent_recheck(struct srv *srv);
 
 #endif

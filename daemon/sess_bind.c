@@ -3,7 +3,8 @@
  * address the gateway uses toward DST (so DST can reach it), reply with
  * it, accept one connection, only from DST.ADDR (others are refused and
  * logged), reply with the peer's address, then relay as CONNECT does
- * (sess_tcp.c).
+ * (sess_tcp.c).  DST 0.0.0.0 or :: names no peer: any may connect, and
+ * the rules judge each one as it does.
  * Bounded by `timeout bind`.
  */
 #include <errno.h>
@@ -15,6 +16,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "pol.h"
 #include "sess_int.h"
 #include "srv.h"
 
@@ -68,6 +70,13 @@ static void bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	addr_unmap(&peer);
+	/* Any peer, for an unspecified DST: the rules judge it instead. */
+	if (addr_is_unusable_bnd((struct sockaddr *)&c->target) &&
+	    !sess_allowed(s, (struct sockaddr *)&peer, NULL,
+			  addr_port((struct sockaddr *)&c->target))) {
+		close(fd);
+		return;
+	}
 	/* Only the expected peer (unless the request left it unspecified). */
 	if (!addr_is_unusable_bnd((struct sockaddr *)&c->target) &&
 	    !addr_eq_ip((struct sockaddr *)&peer,
@@ -113,12 +122,20 @@ static void bind_listen(struct sess *s)
 	struct sess_bind *c = s->bind;
 	struct sockaddr_storage la;
 	socklen_t ll = sizeof(la);
+	struct pol_query any = {.client = &s->peer.sa,
+				.cmd = POL_CMD_BIND,
+				.user = s->authed ? s->user : NULL};
 
-	if (!sess_allowed(s, (struct sockaddr *)&c->target,
-			  s->setup->req.dst.atyp == S5_ATYP_DOMAIN
-				  ? s->setup->req.dst.u.dom.name
-				  : NULL,
-			  s->setup->req.dst.port)) {
+	/* 0.0.0.0 or ::: no peer is named yet, so no form to refuse; each
+	 * peer is checked when it connects.  Any other DST is checked now
+	 * (the rules refuse the forms that mean the gateway itself). */
+	if (addr_is_unusable_bnd((struct sockaddr *)&c->target)
+		    ? !pol_may_allow(srv->cfg.rules, srv->cfg.nrules, &any)
+		    : !sess_allowed(s, (struct sockaddr *)&c->target,
+				    s->setup->req.dst.atyp == S5_ATYP_DOMAIN
+					    ? s->setup->req.dst.u.dom.name
+					    : NULL,
+				    s->setup->req.dst.port)) {
 		sess_reply(s, S5_REP_NOT_ALLOWED, NULL);
 		return;
 	}

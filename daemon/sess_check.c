@@ -65,10 +65,16 @@ uint8_t sess_check_transparent(const struct tp_check_in *in,
 	q.dst_port = addr_port(in->dst);
 	q.cmd = POL_CMD_TRANSPARENT;
 	q.user = in->user;
+	q.self = in->self;
 	d = pol_check(c->rules, c->nrules, &q);
 	out->rule_line = d.line;
+	if (d.form != ADDR_DST_OK)
+		return refuse(out, S5_REP_NOT_ALLOWED, addr_dst_str(d.form));
 	if (!d.allow)
-		return refuse(out, S5_REP_NOT_ALLOWED, "denied by rule");
+		return refuse(out, S5_REP_NOT_ALLOWED,
+			      d.embedded ? "denied by rule (the IPv4 address "
+					   "DST.ADDR carries)"
+					 : "denied by rule");
 	relay = in->src->sa_family == AF_INET6 ? &c->relay6 : &c->relay4;
 	if (relay->ss_family != 0) {
 		out->bnd = *relay;

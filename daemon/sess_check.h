@@ -16,10 +16,11 @@ struct tp_check_in {
 	const struct sockaddr *peer; /* N1 peer, IPv4-mapped already unmapped */
 	const struct sockaddr *local; /* N1 local address */
 	uint8_t ptcl;
-	const struct sockaddr *src; /* S.ADDR:S.PORT, resolved */
-	const struct sockaddr *dst; /* DST.ADDR:DST.PORT, resolved */
-	const char *dst_name;	    /* DST as the client named it, or NULL */
-	const char *user;	    /* NULL without authentication */
+	const struct sockaddr *src;  /* S.ADDR:S.PORT, resolved */
+	const struct sockaddr *dst;  /* DST.ADDR:DST.PORT, resolved */
+	const char *dst_name;	     /* DST as the client named it, or NULL */
+	const char *user;	     /* NULL without authentication */
+	const struct pol_self *self; /* for `to self`; may be NULL */
 	/* NULL, or why the kernel cannot relay PTCL (ct_relay_unsupported):
 	 * refused like a PTCL that is not enabled. */
 	const char *ptcl_unsupported;
@@ -33,7 +34,8 @@ struct tp_check_out {
 
 /* Returns the reply code: S5_REP_SUCCEEDED with out->bnd set, or the
  * failure code (X'09' PTCL not enabled or not relayable, X'08' family, X'02'
- * policy/source, X'04' unusable destination) with out->why set. */
+ * policy/source or a destination form the rules may not allow, X'04'
+ * unusable destination) with out->why set. */
 uint8_t sess_check_transparent(const struct tp_check_in *in,
 			       struct tp_check_out *out);
 

@@ -67,6 +67,7 @@ static void tp_proceed(struct sess *s)
 		.dst = (struct sockaddr *)&s->setup->tp_dst,
 		.dst_name = s->dst_name,
 		.user = s->authed ? s->user : NULL,
+		.self = &s->srv->self,
 	};
 	struct tp_check_out out;
 	struct assoc_req r;
@@ -269,6 +270,7 @@ void sess_transparent_recheck(struct srv *srv)
 			.dst = (struct sockaddr *)&ai.dst,
 			.dst_name = s->dst_name,
 			.user = s->authed ? s->user : NULL,
+			.self = &srv->self,
 			.ptcl_unsupported = unsupported[ai.proto],
 		};
 		if (sess_check_transparent(&in, &out) == S5_REP_SUCCEEDED)

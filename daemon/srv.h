@@ -63,6 +63,9 @@ struct srv {
 	/* What the control socket answers (ctl_cmd_answer, set by main.c:
 	 * the module that reads the server is not the server's to name). */
 	void (*ctl_handler)(void *srv, const char *line, struct ctl_conn *c);
+	/* The gateway's own addresses for `to self` (rtnl/selfaddr, kept
+	 * current by main.c). */
+	struct pol_self self;
 	bool stopping;
 	bool debug;	  /* -d: debug logging whatever log-level says */
 	uint8_t *udp_buf; /* UDP ASSOCIATE scratch buffer (one datagram) */

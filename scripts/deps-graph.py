@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-DIRS = ["proto", "util", "nft", "conntrack", "client", "daemon"]
+DIRS = ["proto", "util", "nft", "conntrack", "rtnl", "client", "daemon"]
 inc = re.compile(r'#include "([^"]+)\.h"')
 
 

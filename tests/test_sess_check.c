@@ -136,3 +136,62 @@ Test(sess_check, unrelayable_ptcl_gets_x09)
 	in.ptcl_unsupported = NULL;
 	cr_assert_eq(sess_check_transparent(&in, &o), S5_REP_SUCCEEDED);
 }
+
+static bool own_198_18_1_1(const void *ctx, const struct sockaddr *sa)
+{
+	struct addr_cidr c;
+
+	(void)ctx;
+	addr_cidr_parse("198.18.1.1", &c);
+	return addr_cidr_match(&c, sa);
+}
+
+/* Destination forms (docs/security.md): refused with X'02' and the form
+ * as the reason, checked after the older X'04' checks. */
+Test(sess_check, destination_forms)
+{
+	static const struct pol_self self = {own_198_18_1_1, NULL};
+	struct tp_check_out o;
+	struct tp_check_in in = {.cfg = &C,
+				 .peer = (struct sockaddr *)&peer,
+				 .local = (struct sockaddr *)&local,
+				 .ptcl = 17,
+				 .src = (struct sockaddr *)&src,
+				 .dst = (struct sockaddr *)&dst};
+
+	setup_cfg(
+		"rule deny to 198.18.2.0/24\nrule deny to self\nrule allow\n");
+	cr_assert_eq(check("198.18.0.2", "198.18.0.1", "198.18.0.2", 4000,
+			   "0.1.2.3", 7000, 17, &o),
+		     S5_REP_NOT_ALLOWED);
+	cr_assert_str_eq(o.why, "unspecified address (this host)");
+	cr_assert_eq(check("198.18.0.2", "198.18.0.1", "198.18.0.2", 4000,
+			   "255.255.255.255", 7000, 17, &o),
+		     S5_REP_HOST_UNREACH); /* as before: unusable */
+	cr_assert_eq(check("2001:db8::2", "2001:db8::1", "2001:db8::2", 4000,
+			   "::127.0.0.1", 7000, 17, &o),
+		     S5_REP_NOT_ALLOWED);
+	cr_assert_str_eq(o.why, "IPv4-compatible IPv6 address");
+	cr_assert_eq(check("2001:db8::2", "2001:db8::1", "2001:db8::2", 4000,
+			   "fe80::1", 7000, 17, &o),
+		     S5_REP_NOT_ALLOWED);
+	cr_assert_eq(check("2001:db8::2", "2001:db8::1", "2001:db8::2", 4000,
+			   "64:ff9b::198.18.2.2", 7000, 17, &o),
+		     S5_REP_NOT_ALLOWED);
+	cr_assert_str_eq(o.why,
+			 "denied by rule (the IPv4 address DST.ADDR carries)");
+	cr_assert_eq(o.rule_line, 1);
+	cr_assert_eq(check("2001:db8::2", "2001:db8::1", "2001:db8::2", 4000,
+			   "64:ff9b::198.18.1.2", 7000, 17, &o),
+		     S5_REP_SUCCEEDED);
+	/* `to self`: the loopback always, the table when given. */
+	cr_assert_eq(check("198.18.0.2", "198.18.0.1", "198.18.0.2", 4000,
+			   "127.0.0.1", 7000, 17, &o),
+		     S5_REP_NOT_ALLOWED);
+	cr_assert_eq(o.rule_line, 2);
+	addr_parse("198.18.1.1", 7000, &dst);
+	cr_assert_eq(sess_check_transparent(&in, &o), S5_REP_SUCCEEDED);
+	in.self = &self;
+	cr_assert_eq(sess_check_transparent(&in, &o), S5_REP_NOT_ALLOWED);
+	cr_assert_eq(o.rule_line, 2);
+}

@@ -7,6 +7,10 @@ Servers (run in the background, stop with SIGTERM):
   tcp-sink PORT --log FILE        read to EOF, log "<bytes> <sha256>"
   tcp-closer PORT --log FILE      echo one read, then close first (FIN);
                                   log the time of the close
+  record PORT --log FILE          TCP and UDP on every address (dual-stack
+                                  ::), echoing; one line per connection or
+                                  datagram: "tcp|udp LOCAL-ADDR PEER-ADDR"
+                                  (what a denied destination must never see)
 
 Clients (exit 0 on success, print what they saw):
   tcp-echo-check HOST PORT [--src ADDR:PORT] [--bytes N]
@@ -121,6 +125,45 @@ def serve_udp_echo(port, logf):
         d, peer = s.recvfrom(65536)
         log_line(logf, "dgram %s %d %d" % (peer[0], peer[1], len(d)))
         s.sendto(d, peer)
+
+
+def serve_record(port, logf):
+    def unmap(a):
+        return a[7:] if a.startswith("::ffff:") else a
+
+    def tcp():
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", port))
+        s.listen(128)
+        while True:
+            c, peer = s.accept()
+            log_line(logf, "tcp %s %s" % (unmap(c.getsockname()[0]), unmap(peer[0])))
+            try:
+                c.settimeout(2)
+                d = c.recv(65536)
+                c.sendall(d)
+            except OSError:
+                pass
+            c.close()
+
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    u.bind(("::", port))
+    threading.Thread(target=tcp, daemon=True).start()
+    while True:
+        d, anc, _, peer = u.recvmsg(65536, 256)
+        local = "?"
+        for level, kind, data in anc:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                local = socket.inet_ntop(socket.AF_INET6, data[:16])
+        log_line(logf, "udp %s %s" % (unmap(local), unmap(peer[0])))
+        try:
+            u.sendto(d, peer)
+        except OSError:
+            pass
 
 
 def bound_socket(host, kind, src):
@@ -304,7 +347,7 @@ def socks_raw(a):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("tcp-echo", "udp-echo", "tcp-sink", "tcp-closer"):
+    for name in ("tcp-echo", "udp-echo", "tcp-sink", "tcp-closer", "record"):
         q = sub.add_parser(name)
         q.add_argument("port", type=int)
         q.add_argument("--log")
@@ -340,6 +383,8 @@ def main():
         serve_udp_echo(a.port, a.log)
     elif a.cmd == "tcp-closer":
         serve_tcp_closer(a.port, a.log)
+    elif a.cmd == "record":
+        serve_record(a.port, a.log)
     else:
         fn = {"tcp-echo-check": tcp_echo_check,
               "tcp-expect-silence": tcp_expect_silence,
