@@ -32,6 +32,15 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build && ctest --output-on-failure) || fail "unit tests"
 
+step "hardening (Release build of socksgated and socksgate, checked with readelf)"
+# The sanitizer build above cannot show FORTIFY (ASan replaces it): a
+# plain Release build of the two programs people install is checked.
+{ cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSG_TESTS=OFF -DSG_WERROR=ON >/dev/null &&
+	cmake --build build-release -j"$(nproc)" --target socksgated socksgate >/dev/null; } ||
+	fail "release build"
+./scripts/check-hardening.sh build-release/socksgated build-release/socksgate ||
+	fail "hardening flags missing from the release build"
+
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
 	step "fuzzing (${FUZZ_SECONDS}s per target)"
 	./scripts/build.sh build-fuzz -DCMAKE_C_COMPILER=clang -DSG_FUZZ=ON -DSG_TESTS=OFF || fail "fuzz build"
