@@ -30,6 +30,7 @@ struct ctl {
 	ev_io w;
 	ev_timer retry; /* accept paused after EMFILE/ENFILE */
 	char path[108];
+	char dir[108]; /* the directory ctl_open made; "" if it existed */
 };
 
 struct ctl_conn {
@@ -242,9 +243,12 @@ struct ctl *ctl_open(struct ev_loop *loop, const char *path,
 	strcpy(sun.sun_path, path);
 	strcpy(dir, path);
 	slash = strrchr(dir, '/');
+	bool made_dir = false;
 	if (slash && slash != dir) {
 		*slash = '\0';
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		if (mkdir(dir, 0700) == 0)
+			made_dir = true;
+		else if (errno != EEXIST)
 			log_warn("control: mkdir %s", dir);
 	}
 	/* Replace a stale socket, never another kind of file, nor the
@@ -270,6 +274,8 @@ struct ctl *ctl_open(struct ev_loop *loop, const char *path,
 	ctl->handler = handler;
 	ctl->arg = arg;
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+	if (made_dir)
+		snprintf(ctl->dir, sizeof(ctl->dir), "%s", dir);
 	ctl->fd =
 		socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	mode_t old = umask(0177);
@@ -302,6 +308,18 @@ void ctl_close(struct ctl *ctl)
 	close(ctl->fd);
 	unlink(ctl->path);
 	free(ctl);
+}
+
+int ctl_chown(struct ctl *ctl, uid_t uid, gid_t gid)
+{
+	if (ctl == NULL)
+		return 0;
+	if (lchown(ctl->path, uid, gid) < 0)
+		return -1;
+	/* Only a directory of our own making: never /run or /tmp. */
+	if (ctl->dir[0] != '\0' && lchown(ctl->dir, uid, gid) < 0)
+		return -1;
+	return 0;
 }
 
 const char *ctl_path(const struct ctl *ctl)
