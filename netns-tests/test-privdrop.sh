@@ -5,7 +5,9 @@
 # by root) still work.  SIGHUP still reloads a configuration nobody can
 # read; a new listener on a port below 1024, or a configuration nobody
 # cannot read, is refused with a log line and the running configuration
-# stays.  At exit the control socket and the table are gone.
+# stays.  At exit the control socket and the table are gone.  The same
+# started the way the systemd unit starts it (non-root, ambient
+# CAP_NET_ADMIN).
 . "$(dirname "$0")/lib.sh"
 sg_topology
 getent passwd nobody >/dev/null || skip "no user nobody"
@@ -133,3 +135,46 @@ grep -q "socksgated stopped" "$SG_LOG" || fail "no clean stop"
 [ -z "$(nft_table)" ] || fail "table inet socksgate left behind"
 grep -q "ERROR: AddressSanitizer\|runtime error\|LeakSanitizer" "$SG_LOG" && fail "sanitizer report"
 pass "clean exit: control socket removed by nobody, table gone"
+
+# The shipped unit's way (etc/socksgated.service): started as the user
+# already, with CAP_NET_ADMIN as an ambient capability, no_new_privs, the
+# runtime directory made for it, no `user` needed (setpriv plays systemd).
+# The daemon, unprivileged, must still turn on conntrack accounting in
+# its namespace: CAP_NET_ADMIN lets it write net.* sysctls.
+ing sysctl -qw net.netfilter.nf_conntrack_acct=0
+mkdir -m 0700 "$SG_TMP/run2"
+chown nobody: "$SG_TMP/run2"
+CTL=$SG_TMP/run2/control.sock
+sg_config "rule allow from 198.18.0.0/24" "control $CTL" "user nobody"
+chmod 0644 "$SG_TMP/socksgated.conf"
+cat >"$SG_TMP/as-unit.sh" <<SH
+#!/bin/sh
+exec setpriv --reuid=$nobody_uid --regid=$nobody_gid --init-groups \
+	--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin \
+	--bounding-set=-all,+net_admin --no-new-privs "$SG_DAEMON" "\$@"
+SH
+chmod 0755 "$SG_TMP/as-unit.sh"
+: >"$SG_TMP/daemon.log"
+SG_DAEMON=$SG_TMP/as-unit.sh sg_daemon
+st=/proc/$DAEMON_PID/status
+[ "$(field Uid)" = "$nobody_uid $nobody_uid $nobody_uid $nobody_uid" ] || fail "unit-like: Uid: $(field Uid)"
+[ "$(field CapEff)" = 0000000000001000 ] || fail "unit-like: CapEff $(field CapEff)"
+[ "$(field NoNewPrivs)" = 1 ] || fail "unit-like: NoNewPrivs $(field NoNewPrivs)"
+grep -q "running as user nobody already" "$SG_LOG" || fail "unit-like: 'user nobody' not recognised as the current user"
+tp_open udp "$(hp $C4 41002)" "$(hp $T4 7000)" || fail "unit-like: TRANSPARENT refused"
+inc $PEER udp-echo-check "$BND_ADDR" "$BND_PORT" --src "$(hp $C4 41002)" --count 5 ||
+	fail "unit-like: datagrams did not come back"
+[ "$(ing sysctl -n net.netfilter.nf_conntrack_acct)" = 1 ] || fail "unit-like: accounting not turned on"
+grep -q "nf_conntrack_acct" "$SG_LOG" && fail "unit-like: $(grep nf_conntrack_acct "$SG_LOG")"
+out=$(ing "$SG_CLIENT" stats --control "$CTL") || fail "unit-like: stats: $out"
+kill "$TP_PID"
+wait "$TP_PID" 2>/dev/null
+kill -TERM "$DAEMON_PID"
+for _ in $(seq 1 100); do
+	kill -0 "$DAEMON_PID" 2>/dev/null || break
+	sleep 0.05
+done
+grep -q "socksgated stopped" "$SG_LOG" || fail "unit-like: no clean stop"
+[ -e "$CTL" ] && fail "unit-like: control socket left behind"
+grep -q "ERROR: AddressSanitizer\|runtime error\|LeakSanitizer" "$SG_LOG" && fail "sanitizer report"
+pass "started as nobody with ambient CAP_NET_ADMIN (the unit's way): TRANSPARENT, accounting sysctl, control socket"
