@@ -16,10 +16,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl_req.h"
 #include "grow.h"
 #include "log.h"
 
-#define CTL_MAX_LINE 256
+#define CTL_MAX_LINE (CTL_REQ_MAX + 1)
 #define CTL_TIMEOUT 5.0
 
 struct ctl {
@@ -127,7 +128,7 @@ static void conn_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void conn_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_conn *c = w->data;
-	char *nl;
+	size_t ll, used;
 	ssize_t n;
 
 	(void)revents;
@@ -139,16 +140,16 @@ static void conn_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	c->inlen += (size_t)n;
-	c->in[c->inlen] = '\0';
-	nl = strchr(c->in, '\n');
-	if (nl == NULL) {
-		if (c->inlen == sizeof(c->in) - 1)
-			conn_free(c);
+	switch (ctl_req_line(c->in, c->inlen, &ll, &used)) {
+	case CTL_REQ_OK:
+		break;
+	case CTL_REQ_NEED_MORE:
+		return;
+	default: /* too long, or a NUL byte: no answer */
+		conn_free(c);
 		return;
 	}
-	*nl = '\0';
-	if (nl > c->in && nl[-1] == '\r')
-		nl[-1] = '\0';
+	c->in[ll] = '\0';
 	ev_io_stop(loop, &c->rd);
 	c->ctl->handler(c->ctl->arg, c->in, c);
 	if (c->oom) {
