@@ -408,6 +408,24 @@ static int d_control(struct cfg_ctx *x, char **w, int n)
 	return 0;
 }
 
+/* user NAME: a login name as useradd(8) takes it (looked up at start,
+ * not here: the parser is pure). */
+static int d_user(struct cfg_ctx *x, char **w, int n)
+{
+	const char *v = w[1];
+	size_t l;
+
+	if (n != 2)
+		return cfg_error(x, "usage: user NAME");
+	l = strlen(v);
+	if (l > CFG_MAX_USER || v[0] == '-' ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != l)
+		return cfg_error(x, "bad user name '%s'", v);
+	strcpy(x->c->user, v);
+	return 0;
+}
+
 static int parse_yes_no(const char *s, bool *out)
 {
 	if (strcmp(s, "yes") == 0)
@@ -608,6 +626,8 @@ static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 		return d_tsource(x, w, n);
 	if (strcmp(d, "control") == 0)
 		return d_control(x, w, n);
+	if (strcmp(d, "user") == 0)
+		return d_user(x, w, n);
 	if (strcmp(d, "close-on-target-fin") == 0)
 		return d_target_fin(x, w, n);
 	if (strcmp(d, "close-on-flow-end") == 0)

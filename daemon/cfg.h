@@ -20,6 +20,7 @@
 #define CFG_DEFAULT_PATH SG_CONFIG_PATH
 #define CFG_DEFAULT_CONTROL SG_CONTROL_PATH
 #define CFG_MAX_LISTEN 16
+#define CFG_MAX_USER 32 /* useradd's limit */
 
 enum cfg_snat { CFG_SNAT_MASQUERADE = 0, CFG_SNAT_ADDRESS, CFG_SNAT_NONE };
 
@@ -65,6 +66,9 @@ struct cfg {
 	unsigned max_associations;
 	unsigned kernel_set_size; /* elements per nftables set; 0: no limit */
 	char control_path[PATH_MAX];
+	/* `user NAME`: the account to run as once listeners, files and
+	 * netlink sockets are open (priv.c); "" to stay as started. */
+	char user[CFG_MAX_USER + 1];
 	/* conntrack tracking */
 	bool close_on_target_fin;
 	bool close_on_flow_end[256]; /* per PTCL */

@@ -16,10 +16,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl_req.h"
 #include "grow.h"
 #include "log.h"
 
-#define CTL_MAX_LINE 256
+#define CTL_MAX_LINE (CTL_REQ_MAX + 1)
 #define CTL_TIMEOUT 5.0
 
 struct ctl {
@@ -30,6 +31,7 @@ struct ctl {
 	ev_io w;
 	ev_timer retry; /* accept paused after EMFILE/ENFILE */
 	char path[108];
+	char dir[108]; /* the directory ctl_open made; "" if it existed */
 };
 
 struct ctl_conn {
@@ -126,7 +128,7 @@ static void conn_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void conn_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_conn *c = w->data;
-	char *nl;
+	size_t ll, used;
 	ssize_t n;
 
 	(void)revents;
@@ -138,16 +140,16 @@ static void conn_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	c->inlen += (size_t)n;
-	c->in[c->inlen] = '\0';
-	nl = strchr(c->in, '\n');
-	if (nl == NULL) {
-		if (c->inlen == sizeof(c->in) - 1)
-			conn_free(c);
+	switch (ctl_req_line(c->in, c->inlen, &ll, &used)) {
+	case CTL_REQ_OK:
+		break;
+	case CTL_REQ_NEED_MORE:
+		return;
+	default: /* too long, or a NUL byte: no answer */
+		conn_free(c);
 		return;
 	}
-	*nl = '\0';
-	if (nl > c->in && nl[-1] == '\r')
-		nl[-1] = '\0';
+	c->in[ll] = '\0';
 	ev_io_stop(loop, &c->rd);
 	c->ctl->handler(c->ctl->arg, c->in, c);
 	if (c->oom) {
@@ -242,9 +244,12 @@ struct ctl *ctl_open(struct ev_loop *loop, const char *path,
 	strcpy(sun.sun_path, path);
 	strcpy(dir, path);
 	slash = strrchr(dir, '/');
+	bool made_dir = false;
 	if (slash && slash != dir) {
 		*slash = '\0';
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		if (mkdir(dir, 0700) == 0)
+			made_dir = true;
+		else if (errno != EEXIST)
 			log_warn("control: mkdir %s", dir);
 	}
 	/* Replace a stale socket, never another kind of file, nor the
@@ -270,6 +275,8 @@ struct ctl *ctl_open(struct ev_loop *loop, const char *path,
 	ctl->handler = handler;
 	ctl->arg = arg;
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+	if (made_dir)
+		snprintf(ctl->dir, sizeof(ctl->dir), "%s", dir);
 	ctl->fd =
 		socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	mode_t old = umask(0177);
@@ -302,6 +309,18 @@ void ctl_close(struct ctl *ctl)
 	close(ctl->fd);
 	unlink(ctl->path);
 	free(ctl);
+}
+
+int ctl_chown(struct ctl *ctl, uid_t uid, gid_t gid)
+{
+	if (ctl == NULL)
+		return 0;
+	if (lchown(ctl->path, uid, gid) < 0)
+		return -1;
+	/* Only a directory of our own making: never /run or /tmp. */
+	if (ctl->dir[0] != '\0' && lchown(ctl->dir, uid, gid) < 0)
+		return -1;
+	return 0;
 }
 
 const char *ctl_path(const struct ctl *ctl)

@@ -9,6 +9,7 @@
 #define SOCKSGATE_CTL_H
 
 #include <ev.h>
+#include <sys/types.h>
 
 struct ctl;
 struct ctl_conn;
@@ -21,6 +22,11 @@ typedef void (*ctl_handler)(void *arg, const char *line, struct ctl_conn *c);
 struct ctl *ctl_open(struct ev_loop *loop, const char *path,
 		     ctl_handler handler, void *arg);
 void ctl_close(struct ctl *ctl);
+/* Hands the socket, and its directory if ctl_open made it, to uid:gid
+ * before the daemon becomes that user (`user`), so that it can still
+ * remove them at exit; root passes any mode and keeps access.  NULL ctl:
+ * nothing to do.  0, or -1 with errno. */
+int ctl_chown(struct ctl *ctl, uid_t uid, gid_t gid);
 const char *ctl_path(const struct ctl *ctl);
 
 /* Appends to the answer (out of memory: the connection is closed). */

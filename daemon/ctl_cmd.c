@@ -15,6 +15,7 @@
 #include "assoc.h"
 #include "auth.h"
 #include "ctl.h"
+#include "ctl_req.h"
 #include "dns.h"
 #include "log.h"
 #include "sess.h"
@@ -330,39 +331,44 @@ static void answer_stats(struct srv *srv, struct ctl_conn *c, bool json)
 
 /* --- close ------------------------------------------------------------- */
 
-static void answer_close(struct srv *srv, struct ctl_conn *c, const char *arg)
+static void answer_close(struct srv *srv, struct ctl_conn *c, uint32_t id)
 {
-	char *end;
-	unsigned long id = strtoul(arg, &end, 10);
-
-	if (*arg == '\0' || *end != '\0' || id == 0 || id > 0xffffff) {
-		ctl_printf(c, "error: usage: close ASSOCIATION-ID\n");
+	if (srv->assocs == NULL ||
+	    assoc_terminate_id(srv->assocs, id, ASSOC_END_OPERATOR) < 0) {
+		ctl_printf(c, "error: no live association %lu\n",
+			   (unsigned long)id);
 		return;
 	}
-	if (srv->assocs == NULL || assoc_terminate_id(srv->assocs, (uint32_t)id,
-						      ASSOC_END_OPERATOR) < 0) {
-		ctl_printf(c, "error: no live association %lu\n", id);
-		return;
-	}
-	log_info("control: association %lu closed by the operator", id);
-	ctl_printf(c, "closed %lu\n", id);
+	log_info("control: association %lu closed by the operator",
+		 (unsigned long)id);
+	ctl_printf(c, "closed %lu\n", (unsigned long)id);
 }
 
 void ctl_cmd_answer(void *arg, const char *line, struct ctl_conn *c)
 {
 	struct srv *srv = arg;
+	struct ctl_req r;
 
-	if (strcmp(line, "list") == 0)
-		answer_list(srv, c, false);
-	else if (strcmp(line, "list json") == 0)
-		answer_list(srv, c, true);
-	else if (strcmp(line, "stats") == 0)
-		answer_stats(srv, c, false);
-	else if (strcmp(line, "stats json") == 0)
-		answer_stats(srv, c, true);
-	else if (strncmp(line, "close ", 6) == 0)
-		answer_close(srv, c, line + 6);
-	else
+	switch (ctl_req_parse(line, strlen(line), &r)) {
+	case CTL_REQ_OK:
+		break;
+	case CTL_REQ_BAD_ID:
+		ctl_printf(c, "error: usage: close ASSOCIATION-ID\n");
+		return;
+	default:
 		ctl_printf(c, "error: unknown request (list [json], close ID, "
 			      "stats [json])\n");
+		return;
+	}
+	switch (r.kind) {
+	case CTL_REQ_LIST:
+		answer_list(srv, c, r.json);
+		break;
+	case CTL_REQ_STATS:
+		answer_stats(srv, c, r.json);
+		break;
+	case CTL_REQ_CLOSE:
+		answer_close(srv, c, r.id);
+		break;
+	}
 }

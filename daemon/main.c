@@ -18,9 +18,11 @@
 #include "cfg.h"
 #include "ct_probe.h"
 #include "log.h"
+#include "ctl.h"
 #include "ctl_cmd.h"
 #include "selfaddr.h"
 #include "sess.h"
+#include "priv.h"
 #include "srv.h"
 
 /* After a failed dump of the local routing table, the next try. */
@@ -164,10 +166,36 @@ static void self_stop(struct self_watch *w)
 	w->sa = NULL;
 }
 
+/* `user NAME`: everything that needs root is open; keep CAP_NET_ADMIN
+ * only.  Returns 0, or -1 after logging why (the daemon must not run on
+ * with more privileges than the configuration says). */
+static int drop_privileges(struct srv *srv, const struct priv_user *u)
+{
+	char err[256];
+
+	if (!u->switch_needed) {
+		log_info("running as user %s already", u->name);
+		return 0;
+	}
+	if (ctl_chown(srv->ctl, u->uid, u->gid) < 0)
+		log_warn("control %s: chown to %s", srv->cfg.control_path,
+			 u->name);
+	if (priv_drop(u, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	log_info("running as user %s (uid %u gid %u) with CAP_NET_ADMIN only: "
+		 "a reload can no longer bind ports below 1024 nor read "
+		 "files %s may not read",
+		 u->name, (unsigned)u->uid, (unsigned)u->gid, u->name);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct srv srv; /* large; one per process */
 	struct self_watch self = {.sa = NULL};
+	struct priv_user user = {.switch_needed = false};
 	const char *path = CFG_DEFAULT_PATH;
 	bool foreground = false, check = false, debug = false;
 	char err[512];
@@ -207,6 +235,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	if (srv.cfg.user[0] != '\0' &&
+	    priv_lookup(srv.cfg.user, &user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", path, err);
+		return 1;
+	}
 	if (check) {
 		struct auth_db *db;
 		if (srv_load_users(&srv.cfg, &db) < 0)
@@ -228,7 +261,12 @@ int main(int argc, char **argv)
 	struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
 	if (loop == NULL)
 		fatalx("cannot initialise libev with epoll");
-	if (srv_init(&srv, loop) < 0 || self_start(&self, &srv) < 0) {
+	/* Before srv_init starts the crypt(3) thread, so that it has it too:
+	 * the daemon never needs to gain privileges by executing anything. */
+	if (priv_no_new_privs() < 0)
+		log_warn("prctl(PR_SET_NO_NEW_PRIVS)");
+	if (srv_init(&srv, loop) < 0 || self_start(&self, &srv) < 0 ||
+	    (user.name[0] && drop_privileges(&srv, &user) < 0)) {
 		self_stop(&self);
 		srv_free(&srv);
 		return 1;

@@ -146,6 +146,25 @@ Test(cfg, errors_name_file_and_line)
 	expect_error("control relative.sock\n", "ABSOLUTE");
 }
 
+Test(cfg, user)
+{
+	struct cfg c;
+	char err[256];
+
+	cr_assert_eq(parse("", &c, err), 0);
+	cr_assert_str_eq(c.user, ""); /* stay as started */
+	cr_assert_eq(parse("user socksgate\n", &c, err), 0, "%s", err);
+	cr_assert_str_eq(c.user, "socksgate");
+	cr_assert_eq(parse("user _sg-gate.1\n", &c, err), 0, "%s", err);
+	cr_assert_str_eq(c.user, "_sg-gate.1");
+	expect_error("user\n", "t.conf:1: usage: user NAME");
+	expect_error("user a b\n", "usage: user NAME");
+	expect_error("user -rf\n", "bad user name");
+	expect_error("user a/b\n", "bad user name");
+	expect_error("user abcdefghijklmnopqrstuvwxyz0123456\n",
+		     "bad user name");
+}
+
 Test(cfg, nul_and_long_lines)
 {
 	struct cfg c;
