@@ -16,6 +16,7 @@
 #include "ct_probe.h"
 #include "log.h"
 #include "ctl_cmd.h"
+#include "fwcheck.h"
 #include "srv.h"
 
 static void usage(FILE *f)
@@ -91,6 +92,7 @@ int main(int argc, char **argv)
 			return 1;
 		auth_free(db);
 		warn_unrelayable(&srv.cfg);
+		fwcheck_once();
 		cfg_free(&srv.cfg);
 		printf("%s: configuration OK\n", path);
 		return 0;
