@@ -860,7 +860,7 @@ static void track_stalled(void *arg, uint32_t id, enum track_stall why,
 	struct assoc *a = assoc_find(t, id);
 	char f[300];
 
-	if (a == NULL)
+	if (a == NULL || t->fwc == NULL)
 		return;
 	flow_str(&a->flow, f, sizeof(f));
 	if (why == TRACK_STALL_NO_FLOW) {

@@ -208,3 +208,8 @@ fw_streams_stop() {
 	done
 	STREAM_PIDS=()
 }
+
+# Run-time hints (flows dropped after our NAT) in the daemon log so far.
+fw_hints() {
+	grep -cE "kept no flow|handshake never completed" "$SG_LOG" || true
+}

@@ -97,6 +97,7 @@ pass "run-time hint: packets relayed but no flow kept, naming fw4's forward chai
 
 # 4. The include in fw4's forward chain, N1 still open.
 fw4_load 1 1
+hints=$(fw_hints)
 out=$(fw_check_n)
 echo "$out" | grep -q "none drops relayed flows" || fail "socksgated -n still warns: $out"
 kill -HUP "$DAEMON_PID"
@@ -122,5 +123,7 @@ fw_streams_alive_since "$t0" "nft flush ruleset, then fw4 loaded again"
 kill -0 "$DAEMON_PID" || fail "daemon died"
 pass "our owned table survived both reloads with every element"
 fw_streams_stop
+[ "$(fw_hints)" = "$hints" ] || fail "a run-time hint for a flow that passed: $(grep -E "kept no flow|never completed" "$SG_LOG" | tail -3)"
+pass "no run-time hint for the flows that passed"
 [ -n "${FW_MATRIX_OUT:-}" ] && log "matrix rows appended to $FW_MATRIX_OUT"
 exit 0

@@ -63,6 +63,8 @@ ing "$SCRIPT" add || fail "socksgate-iptables.sh add"
 ing "$SCRIPT" add || fail "socksgate-iptables.sh add (twice)"
 [ "$(ing iptables -S FORWARD | grep -c connmark)" = 1 ] || fail "the rule is not there once"
 ing "$SCRIPT" check || fail "socksgate-iptables.sh check"
+sleep 4 # the hints of the dropped flows above are logged by now
+hints=$(fw_hints)
 out=$(fw_check_n)
 echo "$out" | grep -q "none drops relayed flows" || fail "still warns: $out"
 fw_row iptables-drop+rule
@@ -85,6 +87,8 @@ ing iptables-restore <"$SG_TMP/rules.v4" || fail iptables-restore
 ing ip6tables-restore <"$SG_TMP/rules.v6" || fail ip6tables-restore
 fw_streams_alive_since "$t0" "nft flush ruleset, then iptables-restore"
 fw_streams_stop
+[ "$(fw_hints)" = "$hints" ] || fail "a run-time hint for a flow that passed: $(grep -E "kept no flow|never completed" "$SG_LOG" | tail -3)"
+pass "no run-time hint for the flows that passed"
 
 # 4. Docker's chains (as dockerd creates them, without a container).
 ipt_reset
