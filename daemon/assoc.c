@@ -15,6 +15,7 @@
 #include "assoc_int.h"
 #include "ct.h"
 #include "fw.h"
+#include "fwcheck.h"
 #include "log.h"
 #include "s5_proto.h"
 
@@ -840,8 +841,54 @@ static void track_ended(void *arg, uint32_t id, enum track_end why)
 	assoc_terminate_id(arg, id, map[why]);
 }
 
-static const struct track_cbs track_cbs = {track_lookup, track_each,
-					   track_ended};
+static int track_nat_packets(void *arg, uint32_t id, uint64_t *packets)
+{
+	struct assoc_table *t = arg;
+	struct assoc *a = assoc_find(t, id);
+
+	if (a == NULL || t->fw == NULL)
+		return -1;
+	return fw_elem_packets(t->fw, &a->flow, packets);
+}
+
+/* The one-time hint for an association whose flow something after our
+ * NAT drops (track.c decides; fwcheck says which chain). */
+static void track_stalled(void *arg, uint32_t id, enum track_stall why,
+			  uint64_t packets)
+{
+	struct assoc_table *t = arg;
+	struct assoc *a = assoc_find(t, id);
+	char f[300];
+
+	if (a == NULL || t->fwc == NULL)
+		return;
+	flow_str(&a->flow, f, sizeof(f));
+	if (why == TRACK_STALL_NO_FLOW) {
+		log_warnx("assoc %u: %s: %llu packet%s relayed (DNAT) but the "
+			  "kernel kept no flow: something after socksgate's "
+			  "NAT drops them",
+			  a->id, f, (unsigned long long)packets,
+			  packets == 1 ? "" : "s");
+		fwcheck_explain(t->fwc, FW_PKT_NEW, ev_now(t->loop));
+	} else {
+		log_warnx("assoc %u: %s: the target answered the client's SYN "
+			  "but the handshake never completed: its answer is "
+			  "dropped on the way back, after socksgate's NAT",
+			  a->id, f);
+		fwcheck_explain(t->fwc, FW_PKT_EST, ev_now(t->loop));
+	}
+}
+
+static const struct track_cbs track_cbs = {
+	track_lookup, track_each, track_ended, track_nat_packets, track_stalled,
+};
+
+/* Reads the firewall and says whether it drops relayed flows. */
+static void check_firewall(struct assoc_table *t, const char *when)
+{
+	if (t->fwc)
+		fwcheck_run(t->fwc, when);
+}
 
 struct assoc_table *assoc_table_new(struct ev_loop *loop, const struct cfg *cfg,
 				    bool *fatal)
@@ -906,6 +953,8 @@ struct assoc_table *assoc_table_new(struct ev_loop *loop, const struct cfg *cfg,
 		return NULL;
 	}
 	track_start(t->track, cfg);
+	t->fwc = fwcheck_new();
+	check_firewall(t, "start");
 	return t;
 }
 
@@ -919,6 +968,7 @@ void assoc_table_reconfigure(struct assoc_table *t, const struct cfg *cfg)
 	t->sock_kinds = local_kinds();
 	if (t->track)
 		track_reconfigure(t->track, cfg);
+	check_firewall(t, "reload");
 	snat_from_cfg(cfg, &snat);
 	/* The whole setting counts (mode and addresses), not the mode. */
 	if (t->fw && memcmp(&snat, &t->snat, sizeof(snat)) != 0) {
@@ -1117,5 +1167,6 @@ void assoc_table_free(struct assoc_table *t)
 	}
 	track_free(t->track);
 	ct_close(t->ct);
+	fwcheck_free(t->fwc);
 	free(t);
 }

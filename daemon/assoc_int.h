@@ -16,6 +16,8 @@
 #include "fw.h"
 #include "track.h"
 
+struct fwcheck;
+
 /* How long a released endpoint keeps dropping late packets, and how often
  * quarantines end and failed removals are tried again (unit tests shorten
  * both). */
@@ -97,6 +99,7 @@ struct assoc_table {
 	ev_timer sweep; /* quarantine ends, removals tried again */
 	bool shutting_down;
 	struct track *track; /* NULL without conntrack */
+	struct fwcheck *fwc; /* the firewall check; NULL without nftables */
 	struct assoc_stats stats;
 };
 

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "ctl.h"
 #include "ctl_cmd.h"
+#include "fwcheck.h"
 #include "selfaddr.h"
 #include "sess.h"
 #include "priv.h"
@@ -246,6 +247,7 @@ int main(int argc, char **argv)
 			return 1;
 		auth_free(db);
 		warn_unrelayable(&srv.cfg);
+		fwcheck_once();
 		cfg_free(&srv.cfg);
 		printf("%s: configuration OK\n", path);
 		return 0;

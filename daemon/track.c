@@ -4,6 +4,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,24 @@
 #define TRACK_REPAIR_DELAY 1.0
 /* Orphan entries deleted after one dump at most (the rest next time). */
 #define TRACK_ORPHANS_MAX 4096
+/* Stall watch (track_stall): how often, for how long after an
+ * association starts, how long NATed packets may wait for their
+ * conntrack entry, how long a TCP handshake may stay half open, how many nat
+ * counters are read per tick (a netlink query each).  Unit tests shorten
+ * the times. */
+#ifndef TRACK_STALL_TICK_SECS
+#define TRACK_STALL_TICK_SECS 2.0
+#endif
+#ifndef TRACK_STALL_WATCH_SECS
+#define TRACK_STALL_WATCH_SECS 60.0
+#endif
+#ifndef TRACK_STALL_CONFIRM_SECS
+#define TRACK_STALL_CONFIRM_SECS 1.0
+#endif
+#ifndef TRACK_STALL_HALF_OPEN_SECS
+#define TRACK_STALL_HALF_OPEN_SECS 5.0
+#endif
+#define TRACK_STALL_QUERIES 32
 
 struct track {
 	struct ev_loop *loop;
@@ -29,6 +48,7 @@ struct track {
 	ev_io events_io;
 	ev_timer timer;	 /* polling fallback, reaping, idle checks */
 	ev_timer repair; /* a failed dump or conntrack delete: again */
+	ev_timer stall;	 /* the stall watch; runs while some are watched */
 	bool polling;	 /* no conntrack events: poll by dumps */
 	bool stopped;
 	uint32_t dump_gen;
@@ -83,6 +103,12 @@ void track_flow_init(struct track *tr, struct track_flow *tf)
 {
 	memset(tf, 0, sizeof(*tf));
 	tf->last_activity = ev_now(tr->loop);
+	tf->born = tf->last_activity;
+	if (!tr->stopped && !ev_is_active(&tr->stall)) {
+		ev_timer_set(&tr->stall, TRACK_STALL_TICK_SECS,
+			     TRACK_STALL_TICK_SECS);
+		ev_timer_start(tr->loop, &tr->stall);
+	}
 }
 
 void track_flow_counts(const struct track_flow *tf, struct track_count *out)
@@ -143,6 +169,12 @@ static void track_flow_cb(void *arg, const struct ct_flow *f)
 	else
 		tr->stats.events++;
 	tf->seen_flow = true;
+	if (!tf->ever_seen) {
+		tf->ever_seen = true;
+		tf->seen_at = ev_now(tr->loop);
+	}
+	if (f->tcp_state)
+		tf->tcp_state = f->tcp_state;
 	take_counters(tf, f, ev_now(tr->loop));
 	if (f->type == CT_EV_DESTROY)
 		flow_gone(tf);
@@ -259,6 +291,75 @@ int track_resync(struct track *tr)
 	return 0;
 }
 
+/* --- stall watch ---------------------------------------------------- */
+
+struct stall_ctx {
+	struct track *tr;
+	ev_tstamp now;
+	size_t watching, queries;
+};
+
+/* One association: is something after our NAT dropping its flow?  The
+ * callbacks used here read and log; they never change the table. */
+static void check_stall(void *arg, uint32_t id, uint8_t proto,
+			struct track_flow *tf)
+{
+	struct stall_ctx *x = arg;
+	struct track *tr = x->tr;
+	uint64_t p;
+
+	if (tf->stall_done)
+		return;
+	if (tf->ever_seen) {
+		/* The first packet got through.  Only a TCP handshake can
+		 * still show its answer being dropped (enum track_stall);
+		 * SYN_SENT (no answer yet) is watched on. */
+		if (proto != IPPROTO_TCP ||
+		    (tf->tcp_state != TCP_CONNTRACK_NONE &&
+		     tf->tcp_state != TCP_CONNTRACK_SYN_SENT &&
+		     tf->tcp_state != TCP_CONNTRACK_SYN_RECV)) {
+			tf->stall_done = true;
+			return;
+		}
+		if (tf->tcp_state == TCP_CONNTRACK_SYN_RECV &&
+		    x->now - tf->seen_at >= TRACK_STALL_HALF_OPEN_SECS) {
+			tf->stall_done = true;
+			tr->cbs.stalled(tr->arg, id, TRACK_STALL_HALF_OPEN, 0);
+			return;
+		}
+	} else if (x->queries < TRACK_STALL_QUERIES) {
+		x->queries++;
+		if (tr->cbs.nat_packets(tr->arg, id, &p) == 0 && p > 0) {
+			/* Seen at an earlier tick, still no entry: the
+			 * packets were dropped before confirmation. */
+			if (tf->nat_seen > 0 &&
+			    x->now - tf->nat_seen >= TRACK_STALL_CONFIRM_SECS) {
+				tf->stall_done = true;
+				tr->cbs.stalled(tr->arg, id,
+						TRACK_STALL_NO_FLOW, p);
+				return;
+			}
+			if (tf->nat_seen == 0)
+				tf->nat_seen = x->now;
+		}
+	}
+	if (x->now - tf->born >= TRACK_STALL_WATCH_SECS)
+		tf->stall_done = true;
+	else
+		x->watching++;
+}
+
+static void stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct track *tr = w->data;
+	struct stall_ctx x = {.tr = tr, .now = ev_now(loop)};
+
+	(void)revents;
+	tr->cbs.each(tr->arg, check_stall, &x);
+	if (x.watching == 0)
+		ev_timer_stop(loop, w);
+}
+
 static void events_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct track *tr = w->data;
@@ -334,6 +435,8 @@ struct track *track_new(struct ev_loop *loop, struct ct *ct,
 	tr->timer.data = tr;
 	ev_init(&tr->repair, timer_cb);
 	tr->repair.data = tr;
+	ev_init(&tr->stall, stall_cb);
+	tr->stall.data = tr;
 	return tr;
 }
 
@@ -390,6 +493,7 @@ void track_stop(struct track *tr)
 	tr->stopped = true;
 	ev_timer_stop(tr->loop, &tr->timer);
 	ev_timer_stop(tr->loop, &tr->repair);
+	ev_timer_stop(tr->loop, &tr->stall);
 	if (tr->events) {
 		ev_io_stop(tr->loop, &tr->events_io);
 		ct_events_close(tr->events);

@@ -9,7 +9,9 @@
  * association keeps a stale state or misses its end.  Without conntrack
  * events (nf_conntrack_events = 0) the same dump runs every second.  A
  * dump that fails ends nothing; dumps also delete marked entries that no
- * live association owns (orphans).
+ * live association owns (orphans).  New associations are watched for a
+ * minute for flows something after our NAT drops (track_stall), each
+ * judged once.
  *
  * One owner per state: this module owns the event socket, its timers, and
  * the per-flow tracking state (struct track_flow, embedded in each
@@ -47,6 +49,30 @@ struct track_flow {
 	ev_tstamp last_activity; /* last time the counters moved */
 	uint32_t dump_gen;	 /* last dump that saw the flow */
 	bool seen_flow;		 /* a conntrack entry existed */
+	/* Is something after our NAT dropping the flow (track_stall)? */
+	bool ever_seen;	    /* some conntrack entry of it was seen */
+	bool stall_done;    /* judged (or too old to watch): no more */
+	uint8_t tcp_state;  /* TCP_CONNTRACK_* of the live flow (0: none) */
+	ev_tstamp born;	    /* when tracking began */
+	ev_tstamp seen_at;  /* when a conntrack entry was first seen */
+	ev_tstamp nat_seen; /* when NATed packets without a flow were
+			     * first noticed (0: not yet) */
+};
+
+/* How a relayed flow looks dropped by something after our NAT (a forward
+ * firewall: docs/firewalls.md). */
+enum track_stall {
+	/* Our nat chain handled packets of the association, yet conntrack
+	 * kept no entry: they were dropped before the kernel confirmed the
+	 * flow (a forward chain's drop or reject, or no route to DST). */
+	TRACK_STALL_NO_FLOW = 0,
+	/* TCP: the target answered the SYN (conntrack saw its SYN-ACK) but
+	 * seconds later the client still has not completed the handshake:
+	 * the answer was dropped on its way back, after conntrack counted
+	 * it (a forward chain dropping established packets).  Conntrack
+	 * counts a packet before any filter chain runs, so byte and packet
+	 * counters cannot show a dropped reply; this state can. */
+	TRACK_STALL_HALF_OPEN,
 };
 
 struct track_stats {
@@ -74,6 +100,13 @@ struct track_cbs {
 		     void *ctx);
 	/* The kernel's view ends association id (it is live). */
 	void (*ended)(void *arg, uint32_t id, enum track_end why);
+	/* Packets association id's NAT handled so far (its dnat element's
+	 * counter); 0, or -1 if unknown. */
+	int (*nat_packets)(void *arg, uint32_t id, uint64_t *packets);
+	/* Association id looks dropped after our NAT (once per
+	 * association); packets: what nat_packets said (NO_FLOW). */
+	void (*stalled)(void *arg, uint32_t id, enum track_stall why,
+			uint64_t packets);
 };
 
 /* ct: the conntrack query handle (owned by the caller). */

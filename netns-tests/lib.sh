@@ -31,6 +31,10 @@ SG_NAMESPACES=()
 SG_FAILED=0
 
 C4=198.18.0.2 C4B=198.18.0.3 G4=198.18.0.1 G4T=198.18.1.1 T4=198.18.1.2
+# The gateway's interfaces toward the client and the target (a test of a
+# router firewall names them as the router does: br-lan, wan).
+GW_IF_C=${GW_IF_C:-g0}
+GW_IF_T=${GW_IF_T:-g1}
 C6=2001:db8::2 C6B=2001:db8::3 G6=2001:db8::1 G6T=2001:db8:1::1 T6=2001:db8:1::2
 
 log() { printf '  [%s] %s\n' "$(date +%T)" "$*"; }
@@ -165,19 +169,19 @@ sg_topology() {
 		SG_NAMESPACES+=("$ns")
 		ip -n "$ns" link set lo up
 	done
-	ip link add c0 netns "$NS_C" type veth peer name g0 netns "$NS_G" || fail "veth"
-	ip link add t0 netns "$NS_T" type veth peer name g1 netns "$NS_G" || fail "veth"
+	ip link add c0 netns "$NS_C" type veth peer name "$GW_IF_C" netns "$NS_G" || fail "veth"
+	ip link add t0 netns "$NS_T" type veth peer name "$GW_IF_T" netns "$NS_G" || fail "veth"
 	ip -n "$NS_C" addr add $C4/24 dev c0
 	ip -n "$NS_C" addr add $C4B/24 dev c0
 	ip -n "$NS_C" addr add $C6/64 dev c0 nodad
 	ip -n "$NS_C" addr add $C6B/64 dev c0 nodad preferred_lft 0 # never a default source
-	ip -n "$NS_G" addr add $G4/24 dev g0
-	ip -n "$NS_G" addr add $G6/64 dev g0 nodad
-	ip -n "$NS_G" addr add $G4T/24 dev g1
-	ip -n "$NS_G" addr add $G6T/64 dev g1 nodad
+	ip -n "$NS_G" addr add $G4/24 dev "$GW_IF_C"
+	ip -n "$NS_G" addr add $G6/64 dev "$GW_IF_C" nodad
+	ip -n "$NS_G" addr add $G4T/24 dev "$GW_IF_T"
+	ip -n "$NS_G" addr add $G6T/64 dev "$GW_IF_T" nodad
 	ip -n "$NS_T" addr add $T4/24 dev t0
 	ip -n "$NS_T" addr add $T6/64 dev t0 nodad
-	for l in "$NS_C c0" "$NS_G g0" "$NS_G g1" "$NS_T t0"; do
+	for l in "$NS_C c0" "$NS_G $GW_IF_C" "$NS_G $GW_IF_T" "$NS_T t0"; do
 		set -- $l
 		ip -n "$1" link set "$2" up
 	done

@@ -19,6 +19,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
@@ -845,6 +846,70 @@ int fw_count_elems(struct fw *fw, uint64_t counts[FW_NSETS])
 				return -1;
 		}
 	}
+	return 0;
+}
+
+static int ctr_expr_cb(struct nftnl_expr *e, void *data)
+{
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (name && strcmp(name, "counter") == 0)
+		*(uint64_t *)data =
+			nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+	return 0;
+}
+
+struct elem_ctr {
+	uint64_t packets;
+	bool found;
+};
+
+static int elem_ctr_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct elem_ctr *c = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+
+	if (s == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return MNL_CB_ERROR;
+	}
+	it = nftnl_set_elems_iter_create(s);
+	e = it ? nftnl_set_elems_iter_next(it) : NULL;
+	if (e) {
+		c->found = true;
+		nftnl_set_elem_expr_foreach(e, ctr_expr_cb, &c->packets);
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+int fw_elem_packets(struct fw *fw, const struct fw_flow *f, uint64_t *packets)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_set *s = fw_build_elem_key(FW_SET_DNAT, f);
+	struct elem_ctr c = {0};
+	struct nlmsghdr *nlh;
+
+	if (s == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+				    NLM_F_ACK, fw->seq++);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	if (query(fw, nlh, elem_ctr_cb, &c) < 0)
+		return -1;
+	if (!c.found) {
+		errno = ENOENT;
+		return -1;
+	}
+	*packets = c.packets;
 	return 0;
 }
 

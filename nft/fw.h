@@ -114,6 +114,11 @@ int fw_dropped(struct fw *fw, uint64_t *packets, uint64_t *bytes);
  * summed): counts[FW_SET_*].  An audit of the daemon's record, for
  * `socksgate stats`; costs one dump per set.  Returns 0 or -1. */
 int fw_count_elems(struct fw *fw, uint64_t counts[FW_NSETS]);
+/* Packets the nat chain relayed through flow f's dnat element: those
+ * that started a flow, or tried to (each packet of a flow whose first
+ * packet something after our DNAT drops).  Bounded wait.  Returns 0, or
+ * -1 with errno (ENOENT: no such element). */
+int fw_elem_packets(struct fw *fw, const struct fw_flow *f, uint64_t *packets);
 const struct fw_stats *fw_get_stats(const struct fw *fw);
 const char *fw_result_str(enum fw_result r);
 

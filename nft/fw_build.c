@@ -141,12 +141,24 @@ struct nftnl_set *fw_build_set(enum fw_set_kind k, int family)
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, assoc_key_type(family));
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, assoc_key_len(family));
 	switch (k) {
-	case FW_SET_DNAT:
+	case FW_SET_DNAT: {
+		/* A counter per element: the nat chain sees only packets
+		 * without a confirmed conntrack entry, so it counts the
+		 * packets that started (or tried to start) a relayed flow.
+		 * More than the flows conntrack kept means something after
+		 * our DNAT dropped them (fw_elem_packets, track.c). */
+		struct nftnl_expr *ctr = nftnl_expr_alloc("counter");
 		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE,
 				  addr_port_type(family));
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, alen + 4);
+		if (ctr == NULL) {
+			nftnl_set_free(s);
+			return NULL;
+		}
+		nftnl_set_add_expr(s, ctr);
 		break;
+	}
 	case FW_SET_MARK: {
 		/* Marks are host-endian; without this hint `nft list` would
 		 * print them byte-swapped. */
@@ -596,5 +608,24 @@ struct nftnl_set *fw_build_elem(enum fw_set_kind k, const struct fw_flow *f)
 		}
 	}
 	nftnl_set_elem_add(s, e);
+	return s;
+}
+
+struct nftnl_set *fw_build_elem_key(enum fw_set_kind k, const struct fw_flow *f)
+{
+	struct fw_flow kf = *f;
+	struct nftnl_set *s;
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+
+	kf.comment = NULL;
+	s = fw_build_elem(k, &kf);
+	if (s == NULL)
+		return NULL;
+	it = nftnl_set_elems_iter_create(s);
+	e = it ? nftnl_set_elems_iter_next(it) : NULL;
+	if (e)
+		nftnl_set_elem_unset(e, NFTNL_SET_ELEM_DATA);
+	nftnl_set_elems_iter_destroy(it);
 	return s;
 }

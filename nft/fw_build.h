@@ -6,7 +6,7 @@
  * The table `inet socksgate` (flags owner) holds, per family F in {4, 6}:
  *   set boundF  BND.ADDR . BND.PORT                    (endpoints we own)
  *   set assocF  S.ADDR . PTCL . S.PORT . BND.ADDR . BND.PORT
- *   map dnatF   assoc key : DST.ADDR . DST.PORT
+ *   map dnatF   assoc key : DST.ADDR . DST.PORT     (a counter per element)
  *   map markF   assoc key : mark
  * counter dropped, and three base chains:
  *   guard (filter prerouting -150): our ct mark -> accept (flows that
@@ -88,5 +88,9 @@ size_t fw_build_rules(enum fw_chain_kind k, int family,
 /* A set carrying the one element of flow f for set k (key, data and the
  * comment).  The caller sends it with NEWSETELEM or DELSETELEM. */
 struct nftnl_set *fw_build_elem(enum fw_set_kind k, const struct fw_flow *f);
+/* The same with the key only (no data, no comment): to ask the kernel
+ * for one element (GETSETELEM). */
+struct nftnl_set *fw_build_elem_key(enum fw_set_kind k,
+				    const struct fw_flow *f);
 
 #endif

@@ -7,8 +7,8 @@ PKGS=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 	libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libev-dev
 	libc-ares-dev libcriterion-dev libcrypt-dev
-	# kernel tools, audit, namespaces
-	nftables conntrack iproute2 procps kmod
+	# kernel tools, audit, namespaces; iptables (-nft) for the firewall tests
+	nftables conntrack iproute2 procps kmod iptables
 	# real peers for the tests and the demo
 	curl proxychains4 python3 python3-socks dante-client dante-server
 	microsocks iperf3 socat whois

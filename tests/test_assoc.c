@@ -24,6 +24,7 @@
 #include "cfg.h"
 #include "ct.h"
 #include "fw.h"
+#include "fwcheck.h"
 #include "log.h"
 #include "s5_proto.h"
 
@@ -52,6 +53,10 @@ static struct {
 	size_t nflows;
 	int purges, ct_deletes;
 	struct ct_tuple deleted[16];
+	/* the stall watch: the dnat counter, the firewall check */
+	uint64_t nat_packets;
+	int nat_queries;
+	int fw_runs, explained[FW_NPKT];
 } K;
 
 static bool same_key(enum fw_set_kind k, const struct fw_flow *a,
@@ -243,6 +248,42 @@ int fw_count_elems(struct fw *fw, uint64_t counts[FW_NSETS])
 	for (int k = 0; k < FW_NSETS; k++)
 		counts[k] = K.n[k];
 	return 0;
+}
+
+int fw_elem_packets(struct fw *fw, const struct fw_flow *f, uint64_t *packets)
+{
+	(void)fw, (void)f;
+	K.nat_queries++;
+	*packets = K.nat_packets;
+	return 0;
+}
+
+/* The firewall check (daemon/fwcheck.c reads the kernel: stubbed). */
+struct fwcheck {
+	int dummy;
+};
+static struct fwcheck the_fwc;
+
+struct fwcheck *fwcheck_new(void)
+{
+	return &the_fwc;
+}
+
+void fwcheck_free(struct fwcheck *fc)
+{
+	(void)fc;
+}
+
+void fwcheck_run(struct fwcheck *fc, const char *when)
+{
+	(void)fc, (void)when;
+	K.fw_runs++;
+}
+
+void fwcheck_explain(struct fwcheck *fc, enum fw_pkt k, double now)
+{
+	(void)fc, (void)now;
+	K.explained[k]++;
 }
 
 const struct fw_stats *fw_get_stats(const struct fw *fw)
@@ -938,4 +979,95 @@ Test(assoc, shutdown_in_every_state)
 	assoc_table_free(T);
 	T = NULL;
 	cr_assert_eq(cl[3].replies, 0);
+}
+
+/* The stall watch: packets NATed but no conntrack entry ever seen (a
+ * forward firewall dropped them before confirmation) gives one hint per
+ * association, and not for an association whose flow exists. */
+Test(assoc, stall_no_flow_hinted_once)
+{
+	setup_table(NULL);
+	cr_assert_eq(K.fw_runs, 1, "the firewall is checked at start");
+	open_n(0, 2);
+	run_for(0.02);
+	seen_flow(1, CT_EV_DUMP); /* association 1's flow exists */
+	cr_assert_eq(track_resync(T->track), 0);
+	K.nat_packets = 3;
+	run_for(0.5);
+	cr_assert_eq(K.explained[FW_PKT_NEW], 1);
+	cr_assert_eq(K.explained[FW_PKT_EST], 0);
+	run_for(0.3);
+	cr_assert_eq(K.explained[FW_PKT_NEW], 1, "one hint per association");
+	cr_assert_eq(cl[0].ended + cl[1].ended, 0, "a hint ends nothing");
+	/* After the watch (shortened to 1 s) nothing is queried any more. */
+	run_for(1.0);
+	int q = K.nat_queries;
+	run_for(0.3);
+	cr_assert_eq(K.nat_queries, q);
+}
+
+/* No NATed packet yet: the client has not sent; no hint. */
+Test(assoc, stall_quiet_client_no_hint)
+{
+	setup_table(NULL);
+	open_n(0, 1);
+	run_for(0.5);
+	cr_assert_gt(K.nat_queries, 0);
+	cr_assert_eq(K.explained[FW_PKT_NEW], 0);
+}
+
+/* TCP: conntrack saw the target's SYN-ACK, the handshake never completed
+ * (the answer was dropped after conntrack counted it): one hint.  A
+ * handshake that completes, or UDP, gives none. */
+static void tcp_flow(size_t i, uint8_t state)
+{
+	seen_flow(i, CT_EV_DUMP);
+	K.flows[K.nflows - 1].tcp_state = state;
+}
+
+static void open_tcp(size_t i)
+{
+	struct assoc_req r;
+	uint8_t rep;
+
+	memset(&r, 0, sizeof(r));
+	r.proto = IPPROTO_TCP;
+	addr_parse("127.0.0.1", (uint16_t)(10000 + i), &r.src);
+	addr_parse("127.0.0.1", 0, &r.bnd);
+	addr_parse("127.0.0.1", 9, &r.dst);
+	addr_parse("127.0.0.1", 5555, &r.client);
+	r.session_id = i;
+	cl[i].a = assoc_open(T, &r, &cbs, &cl[i], &rep);
+	cr_assert_not_null(cl[i].a);
+}
+
+Test(assoc, stall_half_open_hinted)
+{
+	setup_table(NULL);
+	open_tcp(0);
+	open_tcp(1);
+	open_n(2, 1); /* UDP */
+	run_for(0.02);
+	tcp_flow(0, 2 /* TCP_CONNTRACK_SYN_RECV */);
+	tcp_flow(1, 3 /* TCP_CONNTRACK_ESTABLISHED */);
+	seen_flow(2, CT_EV_DUMP);
+	cr_assert_eq(track_resync(T->track), 0);
+	run_for(0.5);
+	cr_assert_eq(K.explained[FW_PKT_EST], 1);
+	cr_assert_eq(K.explained[FW_PKT_NEW], 0);
+	run_for(0.3);
+	cr_assert_eq(K.explained[FW_PKT_EST], 1, "one hint per association");
+}
+
+/* SYN_SENT: the target has not answered (or its answer never reached the
+ * gateway): not the gateway's firewall, no hint. */
+Test(assoc, stall_syn_sent_no_hint)
+{
+	setup_table(NULL);
+	open_tcp(0);
+	run_for(0.02);
+	tcp_flow(0, 1 /* TCP_CONNTRACK_SYN_SENT */);
+	cr_assert_eq(track_resync(T->track), 0);
+	run_for(0.5);
+	cr_assert_eq(K.explained[FW_PKT_EST] + K.explained[FW_PKT_NEW], 0);
 }

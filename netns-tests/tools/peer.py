@@ -31,6 +31,10 @@ Clients (exit 0 on success, print what they saw):
         --timeout) or --max-time; log "ANSWER_TIME SEND_TIME" per echo.
         The socket lingers 0: when the process ends it sends one RST and
         nothing more (no FIN or data retransmitted by the kernel later)
+  tcp-probe HOST PORT [--src ADDR:PORT] [--bytes N] [--timeout S]
+  udp-probe HOST PORT [--src ADDR:PORT] [--count K] [--timeout S]
+        print one word: pass, timeout, refused (a RST to the SYN, or an
+        ICMP unreachable), reset, error:...  (firewall matrices)
   socks-raw PROXY PORT HEX [--user U --password P]
         send a raw SOCKS5 request (after NO AUTH or user/pass negotiation)
         and print the reply code as two hex digits
@@ -317,6 +321,59 @@ def tcp_stream(a):
     return 0
 
 
+def _fate(e):
+    if isinstance(e, socket.timeout):
+        return "timeout"
+    if isinstance(e, ConnectionRefusedError):
+        return "refused"
+    if isinstance(e, ConnectionResetError):
+        return "reset"
+    return "error:%s" % getattr(e, "strerror", e)
+
+
+def tcp_probe(a):
+    """One word: pass, timeout, refused (RST to the SYN), reset, error."""
+    s = bound_socket(a.host, socket.SOCK_STREAM, a.src)
+    s.settimeout(a.timeout)
+    data = os.urandom(a.bytes)
+    try:
+        s.connect((a.host, a.port))
+        s.sendall(data)
+        got = bytearray()
+        while len(got) < len(data):
+            d = s.recv(65536)
+            if not d:
+                raise ConnectionResetError("eof")
+            got.extend(d)
+        print("pass" if bytes(got) == data else "mismatch")
+    except OSError as e:
+        print(_fate(e))
+    finally:
+        s.close()
+    return 0
+
+
+def udp_probe(a):
+    """One word: pass, timeout, refused (ICMP unreachable), error."""
+    s = bound_socket(a.host, socket.SOCK_DGRAM, a.src)
+    s.settimeout(a.timeout / a.count)
+    s.connect((a.host, a.port))
+    fate = "timeout"
+    for _ in range(a.count):
+        d = os.urandom(a.size)
+        try:
+            s.send(d)
+            if s.recv(65536) == d:
+                fate = "pass"
+                break
+        except OSError as e:
+            fate = _fate(e)
+            if fate != "timeout":
+                break
+    print(fate)
+    return 0
+
+
 def socks_raw(a):
     s = socket.create_connection((a.proxy, a.pport), timeout=a.timeout)
     if a.user:
@@ -352,7 +409,8 @@ def main():
         q.add_argument("port", type=int)
         q.add_argument("--log")
     for name in ("tcp-echo-check", "tcp-expect-silence", "udp-echo-check",
-                 "udp-expect-silence", "udp-stream", "tcp-stream"):
+                 "udp-expect-silence", "udp-stream", "tcp-stream",
+                 "tcp-probe", "udp-probe"):
         q = sub.add_parser(name)
         q.add_argument("host")
         q.add_argument("port", type=int)
@@ -392,6 +450,8 @@ def main():
               "udp-expect-silence": udp_expect_silence,
               "udp-stream": udp_stream,
               "tcp-stream": tcp_stream,
+              "tcp-probe": tcp_probe,
+              "udp-probe": udp_probe,
               "socks-raw": socks_raw}[a.cmd]
         sys.exit(fn(a))
 
