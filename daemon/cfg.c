@@ -204,11 +204,14 @@ static int d_timeout(struct cfg_ctx *x, char **w, int n)
 			     &x->c->timeout_assoc_idle};
 	unsigned long v;
 
+	_Static_assert(sizeof(names) / sizeof(names[0]) ==
+			       sizeof(slots) / sizeof(slots[0]),
+		       "a name per timeout");
 	if (n != 3)
 		return cfg_error(x, "usage: timeout KIND SECONDS");
 	if (parse_uint(w[2], 0, 86400 * 7, &v) < 0)
 		return cfg_error(x, "bad number of seconds '%s'", w[2]);
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(w[1], names[i]) == 0) {
 			/* handshake and connect must end: 0 is not "none". */
 			if (v == 0 && i < 2)

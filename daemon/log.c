@@ -37,9 +37,16 @@ enum log_level log_get_level(void)
 
 int log_level_parse(const char *s)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
+	static const char *const names[] = {
+		[LOG_LVL_ERROR] = "error",
+		[LOG_LVL_WARN] = "warn",
+		[LOG_LVL_INFO] = "info",
+		[LOG_LVL_DEBUG] = "debug",
+	};
+	_Static_assert(sizeof(names) / sizeof(names[0]) == LOG_LVL_DEBUG + 1,
+		       "a name per level");
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
 		if (strcmp(s, names[i]) == 0)
 			return i;
 	return -1;
