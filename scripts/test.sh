@@ -14,7 +14,7 @@ step "dependencies"
 ./scripts/deps.sh || fail "dependencies"
 
 step "build (ASan+UBSan, -Werror)"
-./scripts/build.sh build -DSG_SANITIZE=ON -DSG_WERROR=ON || fail "build"
+./scripts/build.sh build -DSG_SANITIZE=ON -DSG_WERROR=ON -DSG_BUILD_TOOLS=ON || fail "build"
 
 step "formatting (clang-format)"
 if ! git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror 2>&1 | head -20 | grep -q .; then
