@@ -3,9 +3,12 @@
 # ASan+UBSan and -Werror, runs the unit tests, a bounded fuzzing run, and
 # every end-to-end test in network namespaces.  Run as root on Debian 12.
 #   FUZZ_SECONDS=30   seconds per fuzz target (0 skips fuzzing)
+#   CROSS=1           unit tests of the aarch64, armhf, mipsel and s390x
+#                     (big-endian) builds under qemu-user (0 skips them)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+CROSS=${CROSS:-1}
 t0=$(date +%s)
 step() { echo; echo "### $* ($(($(date +%s) - t0))s)"; }
 fail() { echo "### FAILED: $*"; exit 1; }
@@ -31,6 +34,11 @@ step "unit tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build && ctest --output-on-failure) || fail "unit tests"
+
+if [ "$CROSS" = 1 ]; then
+	step "cross builds: unit tests under qemu-user (aarch64 armhf mipsel s390x)"
+	./scripts/cross-build.sh --test || fail "cross builds"
+fi
 
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
 	step "fuzzing (${FUZZ_SECONDS}s per target)"

@@ -429,8 +429,11 @@ static void setup_table(const char *extra)
 	close_from = close_to = -1;
 	memset(cl, 0, sizeof(cl));
 	log_init(1, LOG_LVL_ERROR, "test_assoc");
+	/* Above the kernel's ephemeral range (32768-60999): a port of the
+	 * range held by another process's outgoing connection (or its
+	 * TIME_WAIT) would fail "every port comes back" at random. */
 	snprintf(text, sizeof(text),
-		 "relay-ports 40000-40299\n"
+		 "relay-ports 61000-61299\n"
 		 "max-associations 100000\n%s",
 		 extra ? extra : "");
 	cr_assert_eq(cfg_parse_buf(text, strlen(text), "t.conf", &C, err,
@@ -646,7 +649,7 @@ Test(assoc, foreign_element_on_a_port)
 	memset(&f, 0, sizeof(f));
 	f.family = AF_INET;
 	memcpy(f.baddr, "\x7f\x00\x00\x01", 4);
-	f.bport = 40000;
+	f.bport = 61000;
 	k_insert(FW_SET_BOUND, &f);
 	open_n(0, 1);
 	run_for(0.02);
@@ -800,7 +803,7 @@ Test(assoc, second_instance_touches_nothing)
 {
 	bool fatal = false;
 	char err[256];
-	const char *text = "relay-ports 40000-40299\n";
+	const char *text = "relay-ports 61000-61299\n";
 
 	memset(&K, 0, sizeof(K));
 	K.owned = true;
@@ -821,7 +824,7 @@ Test(assoc, reload_without_nftables)
 {
 	bool fatal;
 	char err[256];
-	const char *text = "relay-ports 40000-40299\n"
+	const char *text = "relay-ports 61000-61299\n"
 			   "timeout association-idle 5\n"
 			   "close-on-flow-end yes udp\n";
 
