@@ -5,10 +5,13 @@
 #   FUZZ_SECONDS=30   seconds per fuzz target (0 skips fuzzing)
 #   CROSS=1           unit tests of the aarch64, armhf, mipsel and s390x
 #                     (big-endian) builds under qemu-user (0 skips them)
+#   PACKAGE=1         build, install, check and purge the Debian packages
+#                     (0 skips it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 CROSS=${CROSS:-1}
+PACKAGE=${PACKAGE:-1}
 t0=$(date +%s)
 step() { echo; echo "### $* ($(($(date +%s) - t0))s)"; }
 fail() { echo "### FAILED: $*"; exit 1; }
@@ -38,6 +41,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if [ "$CROSS" = 1 ]; then
 	step "cross builds: unit tests under qemu-user (aarch64 armhf mipsel s390x)"
 	./scripts/cross-build.sh --test || fail "cross builds"
+fi
+
+if [ "$PACKAGE" = 1 ]; then
+	step "Debian packages: build, install, check, purge"
+	./scripts/test-package.sh || fail "Debian packages"
 fi
 
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
