@@ -60,6 +60,9 @@ PKGS=(
 	# real peers for the tests and the demo
 	curl proxychains4 python3 python3-socks dante-client dante-server
 	microsocks iperf3 socat whois
+	# OpenWrt: its shell (busybox ash) for the UCI translation test, and
+	# its C library (musl) for scripts/musl-check.sh
+	busybox musl-tools
 	# benchmark charts
 	gnuplot-nox
 )

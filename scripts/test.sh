@@ -38,6 +38,12 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build && ctest --output-on-failure) || fail "unit tests"
 
+step "musl: every source against musl's headers, client tests on musl"
+./scripts/musl-check.sh || fail "musl"
+
+step "OpenWrt: UCI to socksgated.conf translation (stubbed UCI helpers)"
+SG_BUILD=$PWD/build ./tests/openwrt/test-uci2conf.sh || fail "OpenWrt UCI translation"
+
 if [ "$CROSS" = 1 ]; then
 	step "cross builds: unit tests under qemu-user (aarch64 armhf mipsel s390x)"
 	./scripts/cross-build.sh --test || fail "cross builds"
