@@ -46,7 +46,7 @@ if [ "${1:-}" = --cross ]; then
 	exit 0
 fi
 if [ "${1:-}" = --package ]; then
-	install_missing debhelper dpkg-dev fakeroot adduser
+	install_missing debhelper dpkg-dev adduser
 	echo "deps: package ok"
 	exit 0
 fi
