@@ -15,7 +15,7 @@ ok() { echo "  ok: $*"; }
 
 ./scripts/deps.sh --package || fail "build dependencies"
 for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "installed" &&
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" &&
 		fail "$p is already installed: not touching this machine's packages"
 done
 user_before=$(getent passwd socksgate)
