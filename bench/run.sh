@@ -22,7 +22,7 @@ if [ "$BIG" -gt $((FDMAX - 2000)) ]; then
 fi
 ulimit -n "$FDMAX"
 OUT=${OUT:-bench/results}
-./scripts/build.sh build-release -DSG_TESTS=OFF >/dev/null || exit 1
+./scripts/build.sh build-release -DSG_TESTS=OFF -DSG_BUILD_TOOLS=ON >/dev/null || exit 1
 export SG_BUILD=$PWD/build-release
 BLAST=$SG_BUILD/sg_blast
 SETUP=$SG_BUILD/sg_setup

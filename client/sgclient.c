@@ -1,7 +1,8 @@
 /*
  * sgclient: see sgclient.h.  One deadline bounds the whole call: the proxy
  * name lookup, the connect, every write and every read wait with poll(2)
- * (or gai_suspend(3)) for what is left of it.  The socket is non-blocking
+ * (or a condition variable, for the name lookup's helper thread) for what
+ * is left of it.  The socket is non-blocking
  * while we work on it and blocking when handed over.
  */
 #include "sgclient.h"
@@ -11,8 +12,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,100 +101,142 @@ static int read_msg(int fd, parse_fn parse, void *out, long deadline)
 }
 
 /*
- * A proxy name lookup on glibc's resolver threads (getaddrinfo_a), so that
- * waiting for it is bounded.  When the deadline passes first, the caller
- * leaves and the lookup finishes in the background: whichever of the
- * caller and the completion notification comes second frees it.
+ * A proxy name lookup on a helper thread running getaddrinfo(3), so that
+ * waiting for it is bounded.  Plain POSIX threads, not glibc's
+ * getaddrinfo_a(3): the library must build against musl (OpenWrt).  When
+ * the deadline passes first, the caller leaves and the lookup finishes in
+ * the background: whichever of the caller and the thread comes second
+ * frees it (decided under the mutex).
  */
-enum { LOOKUP_RUNNING, LOOKUP_DONE, LOOKUP_LEFT };
-
 struct lookup {
-	struct gaicb cb;
-	struct addrinfo hints;
-	atomic_int state;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled on done; CLOCK_MONOTONIC */
+	bool done, left;
+	int rc;
+	struct addrinfo *res;
 	char port[8];
 	char host[];
 };
 
 static void lookup_free(struct lookup *l)
 {
-	if (l->cb.ar_result)
-		freeaddrinfo(l->cb.ar_result);
+	if (l->res)
+		freeaddrinfo(l->res);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
 	free(l);
 }
 
-static void lookup_done(union sigval v)
+static void *lookup_run(void *arg)
 {
-	struct lookup *l = v.sival_ptr;
+	struct lookup *l = arg;
+	struct addrinfo hints, *res = NULL;
+	bool left;
+	int rc;
 
-	if (atomic_exchange(&l->state, LOOKUP_DONE) == LOOKUP_LEFT)
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	rc = getaddrinfo(l->host, l->port, &hints, &res);
+	pthread_mutex_lock(&l->mu);
+	l->rc = rc;
+	l->res = rc == 0 ? res : NULL;
+	l->done = true;
+	left = l->left;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	if (left)
 		lookup_free(l);
+	return NULL;
 }
 
-static void lookup_leave(struct lookup *l)
+/* Starts the detached helper with every signal blocked (the caller's
+ * handlers must not run on a thread it does not know of).  0 or an
+ * error number. */
+static int lookup_start(struct lookup *l)
 {
-	if (atomic_exchange(&l->state, LOOKUP_LEFT) == LOOKUP_DONE)
-		lookup_free(l);
+	sigset_t all, old;
+	pthread_attr_t at;
+	pthread_t t;
+	int rc;
+
+	if ((rc = pthread_attr_init(&at)) != 0)
+		return rc;
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&t, &at, lookup_run, l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
+	return rc;
 }
 
-/* 0 with *res set, EAI_* from the lookup, or EAI_AGAIN with *timed_out
- * when the deadline passed. */
+static struct lookup *lookup_new(const char *host, const char *port)
+{
+	struct lookup *l = calloc(1, sizeof(*l) + strlen(host) + 1);
+	pthread_condattr_t ca;
+
+	if (l == NULL)
+		return NULL;
+	strcpy(l->host, host);
+	snprintf(l->port, sizeof(l->port), "%s", port);
+	if (pthread_condattr_init(&ca) != 0) {
+		free(l);
+		return NULL;
+	}
+	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&l->cv, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		free(l);
+		return NULL;
+	}
+	pthread_condattr_destroy(&ca);
+	if (pthread_mutex_init(&l->mu, NULL) != 0) {
+		pthread_cond_destroy(&l->cv);
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+/* 0 with *res set, EAI_* from the lookup (EAI_SYSTEM with errno when the
+ * thread cannot start), or EAI_AGAIN with *timed_out when the deadline
+ * passed. */
 static int lookup_name(const char *host, const char *port, long deadline,
 		       struct addrinfo **res, bool *timed_out)
 {
-	struct gaicb *list[1];
-	struct sigevent sev;
-	struct lookup *l = calloc(1, sizeof(*l) + strlen(host) + 1);
+	struct lookup *l = lookup_new(host, port);
+	struct timespec ts = {.tv_sec = deadline / 1000,
+			      .tv_nsec = (deadline % 1000) * 1000000L};
+	bool done;
 	int rc;
 
 	*timed_out = false;
 	if (l == NULL)
 		return EAI_MEMORY;
-	strcpy(l->host, host);
-	snprintf(l->port, sizeof(l->port), "%s", port);
-	l->hints.ai_socktype = SOCK_STREAM;
-	l->hints.ai_flags = AI_NUMERICSERV;
-	l->cb.ar_name = l->host;
-	l->cb.ar_service = l->port;
-	l->cb.ar_request = &l->hints;
-	atomic_init(&l->state, LOOKUP_RUNNING);
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD;
-	sev.sigev_notify_function = lookup_done;
-	sev.sigev_value.sival_ptr = l;
-	list[0] = &l->cb;
-	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
-	if (rc != 0) {
-		free(l);
-		return rc;
+	if ((rc = lookup_start(l)) != 0) {
+		lookup_free(l);
+		errno = rc;
+		return EAI_SYSTEM;
 	}
-	while ((rc = gai_error(&l->cb)) == EAI_INPROGRESS) {
-		long left = deadline - now_ms();
-		struct timespec ts = {.tv_sec = left / 1000,
-				      .tv_nsec = (left % 1000) * 1000000L};
-		if (left <= 0)
-			break;
-		gai_suspend((const struct gaicb *const *)list, 1, &ts);
+	pthread_mutex_lock(&l->mu);
+	/* 0 is a wakeup (maybe spurious); ETIMEDOUT or an error ends it. */
+	while (!l->done && pthread_cond_timedwait(&l->cv, &l->mu, &ts) == 0)
+		;
+	done = l->done;
+	if (done) {
+		rc = l->rc;
+		*res = l->res;
+		l->res = NULL;
+	} else {
+		l->left = true; /* the thread frees it */
 	}
-	if (rc == EAI_INPROGRESS) {
-		if (gai_cancel(&l->cb) == EAI_CANCELED) {
-			free(l); /* never started: no notification comes */
-			*timed_out = true;
-			return EAI_AGAIN;
-		}
-		/* Running: it notifies when done.  Or done meanwhile. */
-		rc = gai_error(&l->cb);
-		if (rc == EAI_INPROGRESS) {
-			lookup_leave(l);
-			*timed_out = true;
-			return EAI_AGAIN;
-		}
+	pthread_mutex_unlock(&l->mu);
+	if (!done) {
+		*timed_out = true;
+		return EAI_AGAIN;
 	}
-	if (rc == 0) {
-		*res = l->cb.ar_result;
-		l->cb.ar_result = NULL;
-	}
-	lookup_leave(l);
+	lookup_free(l);
 	return rc;
 }
 

@@ -1,15 +1,16 @@
 /*
  * sgclient: a small blocking C client library for socksgated, for
  * programs that want a TRANSPARENT association (or any SOCKS5 request)
- * without an event loop.  Link with libsgclient.a (and s5proto).
+ * without an event loop.  Link with libsocksgate (pkg-config socksgate).
  *
  * Every call is bounded by opts->timeout_ms, from start to return: the
  * proxy's name lookup, the connect, each write and each read share that
  * one deadline.  A numeric proxy_host is used as it is, without any
- * lookup.  A name is looked up with the system resolver (getaddrinfo_a(3):
- * /etc/hosts, DNS, NSS) on glibc's helper threads; if the deadline passes
- * first the call returns SGC_ERR_TIMEOUT at once and the lookup finishes
- * (and frees its memory) in the background.
+ * lookup.  A name is looked up with the system resolver (getaddrinfo(3):
+ * /etc/hosts, DNS, NSS) on a helper thread (POSIX threads: glibc and
+ * musl alike); if the deadline passes first the call returns
+ * SGC_ERR_TIMEOUT at once and the lookup finishes (and frees its memory)
+ * in the background.
  */
 #ifndef SOCKSGATE_SGCLIENT_H
 #define SOCKSGATE_SGCLIENT_H

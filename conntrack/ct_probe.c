@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/time.h> /* struct timeval: not implied on musl */
 #include <time.h>
 
 #define PROBE_UNASSIGNED 253

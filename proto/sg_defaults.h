@@ -5,7 +5,10 @@
 #define SOCKSGATE_SG_DEFAULTS_H
 
 #define SG_CONFIG_PATH "/etc/socksgate/socksgated.conf"
+/* Overridable at build time (OpenWrt: /var/run/socksgate/control.sock). */
+#ifndef SG_CONTROL_PATH
 #define SG_CONTROL_PATH "/run/socksgate/control.sock"
+#endif
 #define SG_SOCKS_PORT 1080
 
 #endif

@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh || exit 1
-./scripts/build.sh build-release -DSG_TESTS=OFF || exit 1
+./scripts/build.sh build-release -DSG_TESTS=OFF -DSG_BUILD_TOOLS=ON || exit 1
 export SG_BUILD=$PWD/build-release
 . netns-tests/lib.sh
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }

@@ -3,9 +3,15 @@
 # ASan+UBSan and -Werror, runs the unit tests, a bounded fuzzing run, and
 # every end-to-end test in network namespaces.  Run as root on Debian 12.
 #   FUZZ_SECONDS=20   seconds per fuzz target, 8 targets (0 skips fuzzing)
+#   CROSS=1           unit tests of the aarch64, armhf, mipsel and s390x
+#                     (big-endian) builds under qemu-user (0 skips them)
+#   PACKAGE=1         build, install, check and purge the Debian packages
+#                     (0 skips it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+CROSS=${CROSS:-1}
+PACKAGE=${PACKAGE:-1}
 t0=$(date +%s)
 step() { echo; echo "### $* ($(($(date +%s) - t0))s)"; }
 fail() { echo "### FAILED: $*"; exit 1; }
@@ -14,7 +20,7 @@ step "dependencies"
 ./scripts/deps.sh || fail "dependencies"
 
 step "build (ASan+UBSan, -Werror)"
-./scripts/build.sh build -DSG_SANITIZE=ON -DSG_WERROR=ON || fail "build"
+./scripts/build.sh build -DSG_SANITIZE=ON -DSG_WERROR=ON -DSG_BUILD_TOOLS=ON || fail "build"
 
 step "formatting (clang-format)"
 if ! git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror 2>&1 | head -20 | grep -q .; then
@@ -40,6 +46,22 @@ step "hardening (Release build of socksgated and socksgate, checked with readelf
 	fail "release build"
 ./scripts/check-hardening.sh build-release/socksgated build-release/socksgate ||
 	fail "hardening flags missing from the release build"
+
+step "musl: every source against musl's headers, client tests on musl"
+./scripts/musl-check.sh || fail "musl"
+
+step "OpenWrt: UCI to socksgated.conf translation (stubbed UCI helpers)"
+SG_BUILD=$PWD/build ./tests/openwrt/test-uci2conf.sh || fail "OpenWrt UCI translation"
+
+if [ "$CROSS" = 1 ]; then
+	step "cross builds: unit tests under qemu-user (aarch64 armhf mipsel s390x)"
+	./scripts/cross-build.sh --test || fail "cross builds"
+fi
+
+if [ "$PACKAGE" = 1 ]; then
+	step "Debian packages: build, install, check, purge"
+	./scripts/test-package.sh || fail "Debian packages"
+fi
 
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
 	step "fuzzing (${FUZZ_SECONDS}s per target)"

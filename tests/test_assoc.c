@@ -470,8 +470,9 @@ static void setup_table(const char *extra)
 	close_from = close_to = -1;
 	memset(cl, 0, sizeof(cl));
 	log_init(1, LOG_LVL_ERROR, "test_assoc");
-	/* Ports are trial-bound on this host's 127.0.0.1: a range above the
-	 * ephemeral one (32768-60999) that other programs' connections use. */
+	/* Above the kernel's ephemeral range (32768-60999): a port of the
+	 * range held by another process's outgoing connection (or its
+	 * TIME_WAIT) would fail "every port comes back" at random. */
 	snprintf(text, sizeof(text),
 		 "relay-ports 61000-61299\n"
 		 "max-associations 100000\n%s",
