@@ -354,6 +354,10 @@ static int cmd_transparent(int argc, char **argv)
 }
 
 /* socksgate list|stats [--json] | close ID  [--control PATH] */
+#ifndef SG_PRELOAD_PATH /* set by the build to where it is installed */
+#define SG_PRELOAD_PATH "/usr/local/lib/socksgate/libsocksgate-run.so"
+#endif
+
 /* The preload library: $SOCKSGATE_PRELOAD, else next to this program
  * (a build tree), else where it is installed. */
 static int find_preload(char *out, size_t cap)

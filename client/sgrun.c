@@ -58,6 +58,12 @@
 #include "sgclient.h"
 
 #define SGR_EXPORT __attribute__((visibility("default")))
+/* The flags of sendmmsg/recvmmsg: int in glibc, unsigned int in musl. */
+#ifdef __GLIBC__
+typedef int sgr_mmsg_flags;
+#else
+typedef unsigned int sgr_mmsg_flags;
+#endif
 #define SGR_MAX_EXCLUDE 32
 #define SGR_MAX_ASSOC_PER_SOCK 64
 
@@ -102,7 +108,7 @@ static struct {
 	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *,
 			    socklen_t *);
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
-	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int,
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, sgr_mmsg_flags,
 			struct timespec *);
 	int (*close)(int);
 	int (*dup2)(int, int);
@@ -769,14 +775,15 @@ SGR_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	return G.sendmsg(fd, &m, flags);
 }
 
-SGR_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int vlen, int flags)
+SGR_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int vlen,
+			sgr_mmsg_flags flags)
 {
 	unsigned int i;
 
 	/* One message at a time through sendmsg(): each may need its own
 	 * association.  Stops at the first failure, as sendmmsg(2) does. */
 	for (i = 0; i < vlen; i++) {
-		ssize_t r = sendmsg(fd, &v[i].msg_hdr, flags);
+		ssize_t r = sendmsg(fd, &v[i].msg_hdr, (int)flags);
 		if (r < 0)
 			return i > 0 ? (int)i : -1;
 		v[i].msg_len = (unsigned int)r;
@@ -809,8 +816,8 @@ SGR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	return r;
 }
 
-SGR_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int vlen, int flags,
-			struct timespec *timeout)
+SGR_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int vlen,
+			sgr_mmsg_flags flags, struct timespec *timeout)
 {
 	int r;
 

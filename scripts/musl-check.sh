@@ -36,7 +36,7 @@ H
 
 CFLAGS=(-std=gnu11 -D_GNU_SOURCE -DSOCKSGATE_VERSION='"musl-check"' -Wall -Werror=implicit-function-declaration
 	-Werror=implicit-int -Werror=incompatible-pointer-types -I"$inc"
-	-Iproto -Iutil -Idaemon -Inft -Iconntrack -Iclient)
+	-Iproto -Iutil -Idaemon -Inft -Iconntrack -Irtnl -Iclient)
 n=0 failn=0
 for f in proto/*.c util/*.c daemon/*.c nft/*.c conntrack/*.c client/*.c; do
 	[ -e "$f" ] || continue
