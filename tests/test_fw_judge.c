@@ -23,6 +23,12 @@ static char *load(const char *name, size_t *len)
 	char *buf;
 	long n;
 
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	/* Netlink headers are in host order: these recordings were made on
+	 * a little-endian kernel.  The judge's own byte-order handling is
+	 * covered by the golden netlink-builder tests on this host. */
+	cr_skip_test("the recorded dumps are little-endian netlink");
+#endif
 	snprintf(path, sizeof(path), "%s/%s.nlmsg", SG_FIXTURE_DIR, name);
 	f = fopen(path, "rb");
 	cr_assert_not_null(f, "%s", path);

@@ -31,6 +31,13 @@ void crshim_register_suite(struct crshim_suite *s)
 	suites = s;
 }
 
+void crshim_skip(const char *why)
+{
+	fprintf(stderr, "[SKIP] %s\n", why);
+	fflush(NULL);
+	_exit(CRSHIM_SKIPPED);
+}
+
 void crshim_check(int ok, int fatal, const char *file, int line,
 		  const char *expr, const char *fmt, ...)
 {
@@ -102,6 +109,8 @@ static int run_one(const struct crshim_test *t, unsigned timeout)
 	}
 	while (waitpid(pid, &st, 0) < 0)
 		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == CRSHIM_SKIPPED)
+		return 3;
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st) == 0 ? 0 : 1;
 	fprintf(stderr, "[FAIL] %s::%s: %s\n", t->suite, t->name,
@@ -115,7 +124,7 @@ int main(int argc, char **argv)
 	const char *to = getenv("CRSHIM_TIMEOUT");
 	unsigned timeout = to ? (unsigned)atoi(to) : 300;
 	size_t n = 0, i;
-	int pass = 0, fail = 0, crash = 0;
+	int pass = 0, fail = 0, crash = 0, skip = 0;
 	struct crshim_test **v;
 
 	(void)argc;
@@ -137,6 +146,8 @@ int main(int argc, char **argv)
 		r = run_one(v[i], timeout);
 		if (r == 0) {
 			pass++;
+		} else if (r == 3) {
+			skip++;
 		} else if (r == 1) {
 			fprintf(stderr, "[FAIL] %s::%s\n", v[i]->suite,
 				v[i]->name);
@@ -146,6 +157,8 @@ int main(int argc, char **argv)
 		}
 	}
 	free(v);
+	if (skip)
+		fprintf(stderr, "[====] skipped: %d\n", skip);
 	fprintf(stderr,
 		"[====] Synthesis: Tested: %d | Passing: %d | Failing: %d | "
 		"Crashing: %d\n",

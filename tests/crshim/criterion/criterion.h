@@ -85,6 +85,11 @@ void crshim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	CRSHIM_CHECK(1, (a) > (b), #a " > " #b, __VA_ARGS__)
 #define cr_assert_geq(a, b, ...)                                               \
 	CRSHIM_CHECK(1, (a) >= (b), #a " >= " #b, __VA_ARGS__)
+#define cr_assert_float_eq(a, b, eps, ...)                                     \
+	CRSHIM_CHECK(1,                                                        \
+		     (double)(a) - (double)(b) <= (double)(eps) &&             \
+			     (double)(b) - (double)(a) <= (double)(eps),       \
+		     #a " == " #b " (within " #eps ")", __VA_ARGS__)
 #define cr_assert_null(p, ...)                                                 \
 	CRSHIM_CHECK(1, (p) == NULL, #p " == NULL", __VA_ARGS__)
 #define cr_assert_not_null(p, ...)                                             \
@@ -93,6 +98,17 @@ void crshim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	CRSHIM_CHECK(1, strcmp((a), (b)) == 0, #a " streq " #b, __VA_ARGS__)
 #define cr_assert_str_neq(a, b, ...)                                           \
 	CRSHIM_CHECK(1, strcmp((a), (b)) != 0, #a " strneq " #b, __VA_ARGS__)
+#define cr_expect_eq(a, b, ...)                                                \
+	CRSHIM_CHECK(0, (a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_expect_str_eq(a, b, ...)                                            \
+	CRSHIM_CHECK(0, strcmp((a), (b)) == 0, #a " streq " #b, __VA_ARGS__)
+#define cr_expect_str_neq(a, b, ...)                                           \
+	CRSHIM_CHECK(0, strcmp((a), (b)) != 0, #a " strneq " #b, __VA_ARGS__)
+/* A skipped test's child exits with this. */
+#define CRSHIM_SKIPPED 77
+void crshim_skip(const char *why) __attribute__((noreturn));
+#define cr_skip_test(why) crshim_skip(why)
+#define cr_assert_fail(...) CRSHIM_CHECK(1, 0, "failed", __VA_ARGS__)
 #define cr_assert_arr_eq(a, b, n, ...)                                         \
 	CRSHIM_CHECK(1, memcmp((a), (b), (n)) == 0, #a " memeq " #b,           \
 		     __VA_ARGS__)
