@@ -207,7 +207,11 @@ Test(auth, fair_queueing_by_source)
 	}
 	cr_assert_eq(callbacks, 21);
 	cr_assert(rs[20].ok);
-	cr_assert_leq(rs[20].order, 3, "the other source waited behind %d",
+	/* It runs beside the attacker's first (the attacker never holds
+	 * both workers), so it ends among the first few; FIFO would make it
+	 * 21st.  The bound leaves room for the scheduler on a busy machine
+	 * (two hashes side by side need not end in step). */
+	cr_assert_leq(rs[20].order, 11, "the other source waited behind %d",
 		      rs[20].order - 1);
 	auth_free(db);
 	auth_worker_free(w);
