@@ -15,6 +15,10 @@
 # each TCP and UDP, as one word: pass, timeout, refused (RST or ICMP
 # unreachable), reset, N1-refused (the SOCKS connection itself), ...
 # and appends "LABEL|dir|proto|fam|fate" lines to $SG_TMP/matrix.
+# A cell's probe is timed from its own first packet (2 s), never with the
+# helpers' start-up; the association and CONNECT steps, which never time
+# out in a measured row (a firewall refuses N1 at once), have generous
+# bounds.
 
 GW_IF_C=br-lan
 GW_IF_T=wan
@@ -55,11 +59,12 @@ tp_open_ns() { # ns proxy proto src dst
 	local ns=$1 proxy=$2 proto=$3 src=$4 dst=$5 out
 	out=$SG_TMP/tp.$RANDOM
 	ip netns exec "$ns" "$SG_CLIENT" transparent --proxy "$proxy" \
-		--proto "$proto" --source "$src" --dest "$dst" --timeout 3 \
+		--proto "$proto" --source "$src" --dest "$dst" --timeout 15 \
 		>"$out" 2>&1 &
 	TP_PID=$!
 	SG_PIDS+=($TP_PID)
-	for _ in $(seq 1 250); do
+	local end=$(($(now_us) + SG_START_WAIT * 1000000))
+	while [ "$(now_us)" -lt $end ]; do
 		if grep -q '^bound ' "$out"; then
 			read -r _ _ BND_ADDR BND_PORT <"$out"
 			return 0
@@ -68,7 +73,7 @@ tp_open_ns() { # ns proxy proto src dst
 			TP_ERR=$(tr '\n' ' ' <"$out")
 			return 1
 		}
-		sleep 0.02
+		fsleep 0.02
 	done
 	TP_ERR="no answer"
 	return 1
@@ -113,7 +118,7 @@ fw_cell() { # dir proto fam sport
 fw_connect_wan() { # fam
 	local px rc out
 	if [ "$1" = 4 ]; then px=$G4T dst=$C4; else px="[$G6T]" dst="[$C6]"; fi
-	out=$(ip netns exec "$NS_T" curl -s -m 4 --connect-timeout 3 \
+	out=$(ip netns exec "$NS_T" curl -s -m 20 --connect-timeout 10 \
 		--socks5 "$px:1080" "http://$dst:8080/" 2>/dev/null)
 	rc=$?
 	if [ "$out" = lan-page ]; then
@@ -184,20 +189,22 @@ fw_streams_start() {
 			done
 		done
 	done
-	sleep 1
+	for s in "${STREAMS[@]}"; do
+		wait_for 60 '[ -s "$SG_TMP/stream.$s" ]' || fail "stream $s never got an echo"
+	done
 }
 
-# Asserts every stream got echoes after time $1 (date +%s.%N).
-fw_streams_alive_since() { # t0 what
-	local last
-	sleep 1.5
+# Called once a reload is done: asserts every stream gets the echo of
+# something it sent after that (waited for by deadline: a stream broken by
+# the reload never does; a TCP stream gives up after 5 s without echo).
+fw_streams_alive() { # what
+	local t1
+	t1=$(date +%s.%N)
 	for s in "${STREAMS[@]}"; do
-		last=$(tail -1 "$SG_TMP/stream.$s" 2>/dev/null)
-		[ -n "$last" ] || fail "$2: stream $s never got an echo"
-		awk -v a="$last" -v b="$1" 'BEGIN { exit !(a > b + 1.0) }' ||
-			fail "$2: stream $s stopped (last echo $last, reload at $1)"
+		wait_for 30 'awk -v t="$t1" '"'"'$2 > t { f = 1 } END { exit !f }'"'"' "$SG_TMP/stream.$s"' ||
+			fail "$1: stream $s stopped (last echo: $(tail -1 "$SG_TMP/stream.$s"), reload done at $t1)"
 	done
-	pass "$2: all ${#STREAMS[@]} live flows (TCP and UDP, both ways, IPv4 and IPv6) kept flowing"
+	pass "$1: all ${#STREAMS[@]} live flows (TCP and UDP, both ways, IPv4 and IPv6) kept flowing"
 }
 
 # Stops the streams and their associations.
@@ -212,4 +219,12 @@ fw_streams_stop() {
 # Run-time hints (flows dropped after our NAT) in the daemon log so far.
 fw_hints() {
 	grep -cE "kept no flow|handshake never completed" "$SG_LOG" || true
+}
+
+# Waits until the daemon has ended every association (a hint is only
+# written for a live one: after this, none can come for those before).
+fw_quiet() {
+	wait_for 30 '[ "$("$SG_CLIENT" stats --json --control "$SG_TMP/control.sock" |
+		$PY -c "import json,sys; print(json.load(sys.stdin)[\"associations\"][\"live\"])")" = 0 ]' ||
+		fail "associations still live: $("$SG_CLIENT" stats --control "$SG_TMP/control.sock")"
 }

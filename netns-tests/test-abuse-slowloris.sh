@@ -4,6 +4,10 @@
 # closes, for 15 s.  With the default limits a client from another host
 # must be served (CONNECT and an echo) within 1 s throughout, and the
 # daemon must refuse the attacker's excess at accept (per-source limit).
+# (The attack runs at least 15 s and on until the probes are done: they
+# start once every socket has been opened, 3 s in at the earliest, and
+# end before it stops, however slowly Python starts.  Each probe is timed
+# from its connect to the echo.)
 . "$(dirname "$0")/lib.sh"
 ABUSE="$PY $SG_ROOT/netns-tests/tools/abuse.py"
 sg_topology
@@ -20,17 +24,21 @@ legit() {
 quiet=$(legit 5 0.2) || fail "probe: $quiet"
 log "legitimate client, no attack: $quiet"
 
-inc $ABUSE slowloris $G4 1080 --src $C4 --sockets 2000 --duration 15 \
-	--max-connects 300000 >"$SG_TMP/loris.json" &
+ip netns exec "$NS_C" $ABUSE slowloris $G4 1080 --src $C4 --sockets 2000 --duration 15 \
+	--max-connects 300000 --stop-file "$SG_TMP/loris.stop" \
+	--ready-file "$SG_TMP/loris.ready" --ready-after 3 >"$SG_TMP/loris.json" &
 LORIS=$!
 SG_PIDS+=($LORIS)
-sleep 3
+wait_for 60 '[ -e "$SG_TMP/loris.ready" ] || ! kill -0 $LORIS 2>/dev/null'
+[ -e "$SG_TMP/loris.ready" ] || fail "the attack did not get going: $(cat "$SG_TMP/loris.json")"
 during=$(legit 20 0.5) || fail "probe: $during"
 cpu=$(awk '{print $14 + $15}' /proc/$DAEMON_PID/stat)
-wait $LORIS
+touch "$SG_TMP/loris.stop"
+wait_exit $LORIS 60 || fail "the attack did not stop"
 loris=$(cat "$SG_TMP/loris.json")
+[ "$(echo "$loris" | jq_ "d['stopped']")" = True ] || fail "the attack ran out before the probes were done: $loris"
 log "legitimate client from $C4B during the attack: $during"
-log "attacker ($C4, 2000 sockets at 1 byte/s, 15 s): $loris"
+log "attacker ($C4, 2000 sockets at 1 byte/s, $($PY -c "import json,sys; print(json.load(sys.stdin)['seconds'])" <<<"$loris") s): $loris"
 log "daemon CPU so far: $cpu ticks"
 
 ok=$(echo "$during" | jq_ "d['ok']")

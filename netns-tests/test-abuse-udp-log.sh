@@ -6,6 +6,11 @@
 # (per association, rate-limited): a handful of log lines, not one per
 # datagram.  The association keeps relaying, and another host's UDP
 # association is served within 1 s meanwhile.
+# (The inbound flood sends 20,000 datagrams a second, the 200,000 in 10 s
+# spread over the attack; it runs at least 10 s and on until the probes are done:
+# they start once it is under way and end before it stops; the attacked
+# association is held until its summary line is in the log.  Each probe
+# is timed from its connect to the echo.)
 . "$(dirname "$0")/lib.sh"
 ABUSE="$PY $SG_ROOT/netns-tests/tools/abuse.py"
 sg_topology
@@ -25,34 +30,37 @@ log "another host's UDP association, no attack: $quiet"
 # The attacked association (client C4): its external port is the source
 # port the echo server sees from the gateway.
 : >"$SG_TMP/echo.log"
-inc $ABUSE udp-hold $G4 1080 --src $C4 --dst $T4:7000 --denied $T4:9 \
-	--denied-count 50000 --duration 10 --hold 14 >"$SG_TMP/hold.out" &
-HOLD=$!
-SG_PIDS+=($HOLD)
-for _ in $(seq 1 100); do
-	grep -qs ready "$SG_TMP/hold.out" && break
-	sleep 0.05
-done
-grep -q ready "$SG_TMP/hold.out" || fail "the UDP association did not relay"
+bg ip netns exec "$NS_C" $ABUSE udp-hold $G4 1080 --src $C4 --dst $T4:7000 --denied $T4:9 \
+	--denied-count 50000 --duration 10 --hold 120 --release-file "$SG_TMP/release" \
+	>"$SG_TMP/hold.out"
+HOLD=$LAST_PID
+wait_for 60 'grep -qs ready "$SG_TMP/hold.out" || ! kill -0 $HOLD 2>/dev/null'
+grep -q ready "$SG_TMP/hold.out" || fail "the UDP association did not start: $(cat "$SG_TMP/hold.out")"
 ext=$(awk -v g="::ffff:$G4T" '$2 == g {print $3; exit}' "$SG_TMP/echo.log")
-[ -n "$ext" ] || fail "external port not found"
+[ -n "$ext" ] || fail "external port not found (no echo came through the association)"
 log "the association's external port: $G4T:$ext"
 lines0=$(wc -l <"$SG_LOG")
 bytes0=$(wc -c <"$SG_LOG")
 
-int_ $ABUSE udp-flood $G4T "$ext" --src $T4 --sport 9999 --count 200000 \
-	--duration 10 >"$SG_TMP/flood.json" &
+ip netns exec "$NS_T" $ABUSE udp-flood $G4T "$ext" --src $T4 --sport 9999 --count 10000000 --rate 20000 \
+	--duration 10 --stop-file "$SG_TMP/flood.stop" --ready-file "$SG_TMP/flood.ready" \
+	--ready-after 1 >"$SG_TMP/flood.json" &
 FLOOD=$!
 SG_PIDS+=($FLOOD)
-sleep 1
+wait_for 60 '[ -e "$SG_TMP/flood.ready" ] || ! kill -0 $FLOOD 2>/dev/null'
+[ -e "$SG_TMP/flood.ready" ] || fail "the flood did not get going: $(cat "$SG_TMP/flood.json")"
 during=$(legit 16 0.5) || fail "probe: $during"
-wait $FLOOD
+touch "$SG_TMP/flood.stop"
+wait_exit $FLOOD 60 || fail "the flood did not stop"
 lines=$(($(wc -l <"$SG_LOG") - lines0))
 bytes=$(($(wc -c <"$SG_LOG") - bytes0))
-# The attacked association lives 4 s longer: its pending summary is
-# written by then (10 s after the previous line).
-wait $HOLD
+# The attacked association lives until its pending summary is written
+# (10 s after the previous line); then it must still relay.
+wait_log "datagrams denied in" 60 || fail "no summary line"
+touch "$SG_TMP/release"
+wait_exit $HOLD 60 || fail "the attacked association's client did not finish"
 flood=$(cat "$SG_TMP/flood.json")
+[ "$(echo "$flood" | jq_ "d['stopped']")" = True ] || fail "the flood ran out before the probes were done: $flood"
 hold=$(tail -1 "$SG_TMP/hold.out")
 denied_lines=$(grep -c "datagrams denied in\| to 198.18.1.2:9 .*denied by\|198.18.1.2:9999 .*denied by" "$SG_LOG")
 log "inbound flood from $T4:9999: $flood; the client: $hold"
@@ -67,7 +75,6 @@ pass "another host's UDP association served within 1 s (max ${max}s)"
 [ "$(echo "$hold" | jq_ "d['echo_after']")" = True ] || fail "the attacked association stopped relaying"
 pass "the attacked association still relays"
 [ "$denied_lines" -le 20 ] || fail "$denied_lines log lines about denied datagrams (want a summary)"
-grep -q "datagrams denied in" "$SG_LOG" || fail "no summary line"
 stats=$(ing "$SG_CLIENT" stats --json --control "$SG_TMP/control.sock")
 denied=$(echo "$stats" | jq_ "d['udp']['denied']")
 [ "$denied" -gt 1000 ] || fail "stats count $denied denied datagrams"

@@ -38,7 +38,7 @@ echo "$out" | grep -qF "$RULE_V4" || fail "socksgated -n: no iptables rule: $out
 echo "$out" | grep -qF "$RULE_V6" || fail "socksgated -n: no ip6tables rule: $out"
 pass "socksgated -n warns about FORWARD policy drop with the iptables and ip6tables rules"
 sg_daemon
-grep -qF "$RULE_V4" "$SG_LOG" || fail "no warning at start"
+wait_for 10 'grep -qF "$RULE_V4" "$SG_LOG"' || fail "no warning at start"
 pass "start log warns with the rule"
 fw_row iptables-drop
 for d in lan-wan wan-lan; do for p in tcp udp; do fw_expect iptables-drop $d $p timeout; done; done
@@ -46,15 +46,14 @@ fw_expect iptables-drop connect-wan tcp pass
 pass "FORWARD DROP: relays time out both ways, CONNECT from the WAN passes"
 FW_SPORT=$((FW_SPORT + 1))
 tp_open_ns "$NS_C" "$G4" tcp "$(hp $C4 $FW_SPORT)" "$(hp $T4 7000)" || fail "hint: $TP_ERR"
-inc $PEER tcp-probe "$BND_ADDR" "$BND_PORT" --src "$(hp $C4 $FW_SPORT)" --timeout 4 >/dev/null &
-for _ in $(seq 1 50); do
-	grep -q "ptcl 6 $C4:$FW_SPORT .* kernel kept no flow" "$SG_LOG" && break
-	sleep 0.2
-done
-wait $! 2>/dev/null
-grep -q "ptcl 6 $C4:$FW_SPORT -> $G4:$BND_PORT -> $T4:7000: [0-9]* packets\? relayed (DNAT) but the kernel kept no flow" \
-	"$SG_LOG" || fail "no run-time hint for a SYN the FORWARD chain drops"
-[ "$(grep -cF "$RULE_V4" "$SG_LOG")" -ge 2 ] || fail "the hint did not give the rule"
+bg ip netns exec "$NS_C" $PEER tcp-probe "$BND_ADDR" "$BND_PORT" --src "$(hp $C4 $FW_SPORT)" --timeout 4 >/dev/null
+PROBE=$LAST_PID
+# (The association lives until the hint: the daemon's 2 s stall watch
+# needs two ticks.)
+wait_log "ptcl 6 $C4:$FW_SPORT -> $G4:$BND_PORT -> $T4:7000: [0-9]* packets\? relayed (DNAT) but the kernel kept no flow" 30 ||
+	fail "no run-time hint for a SYN the FORWARD chain drops"
+wait_exit $PROBE 30 || fail "tcp-probe did not finish"
+wait_for 10 '[ "$(grep -cF "$RULE_V4" "$SG_LOG")" -ge 2 ]' || fail "the hint did not give the rule"
 tp_close
 pass "run-time hint: SYNs relayed but no flow kept, with the iptables rule"
 
@@ -63,7 +62,7 @@ ing "$SCRIPT" add || fail "socksgate-iptables.sh add"
 ing "$SCRIPT" add || fail "socksgate-iptables.sh add (twice)"
 [ "$(ing iptables -S FORWARD | grep -c connmark)" = 1 ] || fail "the rule is not there once"
 ing "$SCRIPT" check || fail "socksgate-iptables.sh check"
-sleep 4 # the hints of the dropped flows above are logged by now
+fw_quiet # no hint can come for the dropped flows above after this
 hints=$(fw_hints)
 out=$(fw_check_n)
 echo "$out" | grep -q "none drops relayed flows" || fail "still warns: $out"
@@ -76,17 +75,16 @@ pass "FORWARD DROP + socksgate-iptables.sh: TRANSPARENT TCP and UDP pass both wa
 ing iptables-save >"$SG_TMP/rules.v4"
 ing ip6tables-save >"$SG_TMP/rules.v6"
 fw_streams_start
-t0=$(date +%s.%N)
 ing iptables-restore <"$SG_TMP/rules.v4" || fail iptables-restore
 ing ip6tables-restore <"$SG_TMP/rules.v6" || fail ip6tables-restore
-fw_streams_alive_since "$t0" "iptables-restore of the filter tables"
-t0=$(date +%s.%N)
+fw_streams_alive "iptables-restore of the filter tables"
 ing nft flush ruleset
 ing nft list table inet socksgate >/dev/null || fail "nft flush ruleset removed our table"
 ing iptables-restore <"$SG_TMP/rules.v4" || fail iptables-restore
 ing ip6tables-restore <"$SG_TMP/rules.v6" || fail ip6tables-restore
-fw_streams_alive_since "$t0" "nft flush ruleset, then iptables-restore"
+fw_streams_alive "nft flush ruleset, then iptables-restore"
 fw_streams_stop
+fw_quiet
 [ "$(fw_hints)" = "$hints" ] || fail "a run-time hint for a flow that passed: $(grep -E "kept no flow|never completed" "$SG_LOG" | tail -3)"
 pass "no run-time hint for the flows that passed"
 
@@ -138,10 +136,7 @@ ipt_reset
 ing iptables -P FORWARD DROP
 ing iptables -A FORWARD -i br-lan -j ACCEPT
 kill -HUP "$DAEMON_PID"
-for _ in $(seq 1 50); do
-	grep -q "later packets dropped: FORWARD: policy drop" "$SG_LOG" && break
-	sleep 0.1
-done
+wait_log "later packets dropped: FORWARD: policy drop"
 grep -q "first packet accepted: FORWARD \[handle [0-9]*\]: accept.*later packets dropped: FORWARD: policy drop" "$SG_LOG" ||
 	grep -q "later packets dropped: FORWARD: policy drop" "$SG_LOG" ||
 	fail "SIGHUP: no warning that replies are dropped"
@@ -149,13 +144,11 @@ FW_SPORT=$((FW_SPORT + 1))
 tp_open_ns "$NS_C" "$G4" tcp "$(hp $C4 $FW_SPORT)" "$(hp $T4 7000)" || fail "half open: $TP_ERR"
 bg ip netns exec "$NS_C" $PEER tcp-probe "$BND_ADDR" "$BND_PORT" \
 	--src "$(hp $C4 $FW_SPORT)" --timeout 12
-for _ in $(seq 1 60); do
-	grep -q "ptcl 6 $C4:$FW_SPORT .* the handshake never completed" "$SG_LOG" && break
-	sleep 0.2
-done
-grep -q "ptcl 6 $C4:$FW_SPORT .* the handshake never completed" "$SG_LOG" ||
+# (5 s half open, then the stall watch's next 2 s tick; the conntrack
+# entry outlives the probe.)
+wait_log "ptcl 6 $C4:$FW_SPORT .* the handshake never completed" 30 ||
 	fail "no hint for a half-open handshake"
-grep -q "firewall: TRANSPARENT relays through it .*iptables -I FORWARD 1" "$SG_LOG" ||
+wait_log "firewall: TRANSPARENT relays through it .*iptables -I FORWARD 1" ||
 	fail "the hint gave no rule"
 pass "replies dropped: warned on SIGHUP; a handshake whose answer is dropped draws the hint"
 exit 0

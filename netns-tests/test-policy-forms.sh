@@ -140,7 +140,7 @@ udp_check() { # label proxy client-ip specs... (controls appended)
 	shift 3
 	n=$#
 	e0=$(udp_ends)
-	out=$(inc $F udp "$proxy" "$cip" 7000 "$@" "ip:$T4@7000" "ip:$T6@7000" "name:target.test@7000")
+	out=$(inc $F udp "$proxy" "$cip" 7000 --answers 3 "$@" "ip:$T4@7000" "ip:$T6@7000" "name:target.test@7000")
 	echo "$out" | head -n "$n" | grep -v " silent$" && fail "$label: a datagram was answered"
 	[ "$(echo "$out" | tail -n 3 | grep -c " answered$")" = 3 ] ||
 		fail "$label: allowed destinations not answered: $(echo "$out" | tail -n 3)"
@@ -158,9 +158,9 @@ all_reps "CONNECT name localhost" "$(inc $F connect $G4 7100 name:localhost)" "0
 all_reps "BIND" "$(inc $F bind $G4 "${BSPECS[@]}")" 02
 all_reps "TRANSPARENT TCP over IPv4" "$(inc $F tp $G4 6 $C4 41000 7100 "${SPECS[@]}")" "02|04|08"
 all_reps "TRANSPARENT UDP over IPv6" "$(inc $F tp $G6 17 $C6 42000 7100 "${SPECS[@]}")" "02|04|08"
-grep -q "0.0.0.0 port 7100 refused: unspecified address (this host)" "$SG_LOG" ||
+wait_log "0.0.0.0 port 7100 refused: unspecified address (this host)" ||
 	fail "the refusal does not say why: $(grep -m3 refused "$SG_LOG")"
-grep -q "2002:c612:202::1 port 7000 denied by rule at line [0-9]* (the IPv4 address it carries)" "$SG_LOG" ||
+wait_log "2002:c612:202::1 port 7000 denied by rule at line [0-9]* (the IPv4 address it carries)" ||
 	fail "a 6to4 denial does not name the carried address"
 udp_check "UDP ASSOCIATE over IPv4" $G4 $C4 "${SPECS[@]}"
 udp_check "UDP ASSOCIATE over IPv6" $G6 $C6 "${SPECS[@]}"
@@ -179,9 +179,8 @@ nothing_reached "sample rules"
 # --- 2. `rule deny to self` (reloaded) --------------------------------------
 # (line 5 of the file: sg_config writes four lines first)
 sg_config "rule deny to self" "${RULES[@]}" "timeout bind 10" "timeout connect 3"
-kill -HUP "$DAEMON_PID"
-for _ in $(seq 1 50); do grep -q "configuration reloaded" "$SG_LOG" && break; sleep 0.1; done
-grep -q "configuration reloaded" "$SG_LOG" || fail "reload"
+sg_reload
+grep -q "configuration reloaded" "$SG_LOG" || fail "reload refused: $(tail -3 "$SG_LOG")"
 OWN=($G4 $G4T $G4D $G6 $G6T $G6D ::ffff:$G4T 198.18.0.255 198.18.1.255
 	2001:db8:: 2001:db8:1:: 64:ff9b::c612:101 2002:c612:101::1)
 SELF=()
@@ -197,25 +196,28 @@ nothing_reached "deny to self"
 
 # BIND for any peer (DST 0.0.0.0): the gateway itself may not be the peer;
 # the target may.
-inc $F bind-wait $G4 ip:0.0.0.0 >"$SG_TMP/bw.out" 2>&1 &
-BW=$!
-for _ in $(seq 1 50); do [ -s "$SG_TMP/bw.out" ] && break; sleep 0.1; done
+# (The BIND client waits 30 s for its peer, with `timeout bind 10` on the
+# daemon's side; the gateway's connection waits up to 15 s for its close:
+# a slow close is not an accepted connection, which would never close.)
+bg ip netns exec "$NS_C" $F bind-wait $G4 ip:0.0.0.0 >"$SG_TMP/bw.out" 2>&1
+BW=$LAST_PID
+wait_for 30 '[ -s "$SG_TMP/bw.out" ]' || fail "BIND 0.0.0.0: no first reply"
 read -r _ rep BA BP <"$SG_TMP/bw.out"
 [ "$rep" = 00 ] || fail "BIND 0.0.0.0: $(cat "$SG_TMP/bw.out")"
 ing $PY -c "
 import socket
-s = socket.create_connection(('$BA', $BP), timeout=3)
-s.settimeout(2)
+s = socket.create_connection(('$BA', $BP), timeout=10)
+s.settimeout(15)
 print('gateway peer:', s.recv(10) or b'closed')" >"$SG_TMP/bw.gw" 2>&1
 grep -q "closed\|reset" "$SG_TMP/bw.gw" || fail "BIND accepted the gateway itself: $(cat "$SG_TMP/bw.gw")"
-grep -q "to $BA port 0 denied by rule at line 5$" "$SG_LOG" ||
+wait_log "to $BA port 0 denied by rule at line 5$" ||
 	fail "BIND: the gateway's connection not denied by \`to self\`: $(grep -m3 denied "$SG_LOG")"
 int_ $PY -c "
 import socket
-s = socket.create_connection(('$BA', $BP), timeout=3)
+s = socket.create_connection(('$BA', $BP), timeout=10)
 s.sendall(b'pong')
 s.recv(10)" 2>/dev/null &
-wait $BW
+wait_exit $BW 60 || fail "BIND 0.0.0.0: the client did not finish: $(cat "$SG_TMP/bw.out")"
 grep -q "second 00 $T4" "$SG_TMP/bw.out" && grep -q "data pong" "$SG_TMP/bw.out" ||
 	fail "BIND 0.0.0.0: the target's connection: $(cat "$SG_TMP/bw.out")"
 pass "BIND for any peer: the gateway's own connection refused (rule \`to self\`), the target's relayed"
@@ -223,10 +225,8 @@ pass "BIND for any peer: the gateway's own connection refused (rule \`to self\`)
 # The table follows the kernel: addresses and `local` routes, added and
 # removed; the daemon logs each change.
 changes() { grep -c "own addresses: [0-9]* local routes" "$SG_LOG"; }
-wakeups() { grep -c "own addresses: woken" "$SG_LOG"; }
 wait_own() { # pattern
-	for _ in $(seq 1 50); do grep -q "own address $1" "$SG_LOG" && return 0; sleep 0.1; done
-	fail "the daemon did not see $1"
+	wait_log "own address $1" 30 || fail "the daemon did not see $1"
 }
 n0=$(changes)
 ip -n "$NS_G" addr add 198.18.3.1/32 dev lo
@@ -241,8 +241,9 @@ wait_own "2001:db8:3::/128 anycast"
 ing $PY -c "
 import socket
 for a in ('198.18.3.1', '198.18.60.9', '2001:db8:3::1'):
-    socket.create_connection((a, 7100), timeout=2).close()" || fail "control: a new local address is not local"
-sleep 0.3
+    socket.create_connection((a, 7100), timeout=10).close()" || fail "control: a new local address is not local"
+# The recorder logs those three; then its log starts empty again.
+wait_for 30 '[ "$(grep -c "^tcp " "$SG_TMP/self.log")" -ge 3 ]' || fail "the recorder did not log the control"
 : >"$SG_TMP/self.log"
 NEW=(ip:198.18.3.1@7100 ip:198.18.60.9@7100 name:198.18.60.200@7100
 	ip:2001:db8:3::1@7100 ip:2001:db8:3::@7100 ip:::ffff:198.18.60.9@7100)
@@ -250,34 +251,38 @@ all_reps "new addresses and a local route" "$(inc $F connect $G4 7100 "${NEW[@]}
 udp_check "new addresses: UDP" $G4 $C4 "${NEW[@]}"
 nothing_reached "new addresses"
 ip -n "$NS_G" addr del 198.18.3.1/32 dev lo
-for _ in $(seq 1 50); do
-	[ "$(inc $F connect $G4 7100 ip:198.18.3.1 | awk '{print $2}')" != 02 ] && break
-	sleep 0.1
-done
+wait_for 30 '[ "$(inc $F connect $G4 7100 ip:198.18.3.1 | awk "{print \$2}")" != 02 ]'
 all_reps "a removed address is no longer ours (no route: X'03')" "$(inc $F connect $G4 7100 ip:198.18.3.1)" 03
 pass "own addresses followed $(($(changes) - n0)) changes"
 
 # Main-table churn (a routing daemon) never reaches the daemon: the
-# kernel's filter drops it; a `local` route right after is seen.
-sleep 0.3
-w0=$(wakeups) c0=$(changes)
+# kernel's filter drops it; a `local` route right after is seen.  The
+# churn comes between two `local` routes: once the daemon has logged the
+# first, it has read every notification before it; once it has logged
+# the second, every one up to it.  In between, exactly one notification
+# (the second route) may have been read, in one wake-up, with one change.
+ip -n "$NS_G" route add local 198.18.62.0/24 dev lo
+wait_own "198.18.62.0/24 local"
+l0=$(wc -l <"$SG_LOG")
 for i in $(seq 1 100); do echo "route add 198.18.$((100 + i / 250)).$((i % 250))/32 via $T4"; done |
 	ip -n "$NS_G" -batch - || fail "main-table routes"
 ip -n "$NS_G" -6 route add 2001:db8:99::/64 via $T6
-sleep 0.5
-[ "$(wakeups)" = "$w0" ] && [ "$(changes)" = "$c0" ] ||
-	fail "main-table routes woke the daemon ($(wakeups) vs $w0 wake-ups, $(changes) vs $c0 changes)"
 ip -n "$NS_G" route add local 198.18.61.0/24 dev lo
 wait_own "198.18.61.0/24 local"
-pass "101 main-table routes: no wake-up; a local route after them: seen"
+since=$(tail -n +$((l0 + 1)) "$SG_LOG")
+woke=$(grep -c "own addresses: woken" <<<"$since")
+notes=$(grep -o "own addresses: woken, [0-9]* notifications" <<<"$since" | awk '{s += $4} END {print s + 0}')
+changed=$(grep -c "own addresses: [0-9]* local routes" <<<"$since")
+[ "$woke" = 1 ] && [ "$notes" = 1 ] && [ "$changed" = 1 ] ||
+	fail "main-table routes reached the daemon: $woke wake-ups, $notes notifications, $changed changes for one local route"
+pass "101 main-table routes: no notification; a local route after them: seen (1 wake-up, 1 notification)"
 
 # An association whose DST becomes one of the gateway's addresses ends.
 ip -n "$NS_T" addr add 198.18.1.77/24 dev t0
 tp_open udp "$(hp $C4 46000)" "$(hp 198.18.1.77 7000)" || fail "TRANSPARENT to 198.18.1.77"
 ip -n "$NS_G" addr add 198.18.1.77/32 dev lo
-for _ in $(seq 1 50); do kill -0 "$TP_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$TP_PID" 2>/dev/null && fail "the association to an address that became the gateway's lives on"
-grep -q "no longer allowed: denied by rule" "$SG_LOG" || fail "no recheck log line"
+wait_exit "$TP_PID" 30 || fail "the association to an address that became the gateway's lives on (30 s)"
+wait_log "no longer allowed: denied by rule" || fail "no recheck log line"
 pass "TRANSPARENT to 198.18.1.77 ended (reason policy) when the gateway took that address"
 
 all_reps "deny to self: allowed still allowed" "$(inc $F connect $G4 7000 ip:$T4 name:target.test ip:$T6)" 00

@@ -22,11 +22,8 @@ sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
 	"user nobody" "control $CTL" "close-on-target-fin no"
 chmod 0644 "$SG_TMP/socksgated.conf"
 sg_daemon
-for _ in $(seq 1 50); do
-	grep -q "running as user nobody" "$SG_LOG" && break
-	sleep 0.05
-done
-grep -q "running as user nobody (uid $nobody_uid" "$SG_LOG" || fail "no privilege drop logged"
+# The drop comes after the listeners: wait for its line.
+wait_log "running as user nobody (uid $nobody_uid" 30 || fail "no privilege drop logged"
 
 st=/proc/$DAEMON_PID/status
 field() { sed -n "s/^$1:[[:space:]]*//p" "$st" | tr -s '\t ' '  ' | sed 's/ $//'; }
@@ -86,13 +83,11 @@ pass "CONNECT answered X'00'"
 reloaded() { # count of "configuration reloaded" lines
 	grep -c "configuration reloaded" "$SG_LOG" || true
 }
+# SIGHUP, then waits (by deadline) until the daemon has reloaded or kept
+# its configuration, and says whether the pattern is in the log now.
 hup_and_wait() { # pattern
-	kill -HUP "$DAEMON_PID"
-	for _ in $(seq 1 60); do
-		grep -q "$1" "$SG_LOG" && return 0
-		sleep 0.05
-	done
-	return 1
+	sg_reload
+	wait_log "$1" 10
 }
 # A configuration nobody can read: reloaded.
 sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
@@ -105,10 +100,10 @@ pass "SIGHUP reloads a configuration nobody can read"
 sg_config "rule allow from 198.18.0.0/24" "user nobody" "control $CTL" "listen $G4 80"
 chmod 0644 "$SG_TMP/socksgated.conf"
 n=$(reloaded)
+k=$(log_count "keeping the running configuration")
 hup_and_wait "listen $G4:80: Permission denied" || fail "no log line for the privileged port"
-sleep 0.2
+[ "$(log_count "keeping the running configuration")" -gt "$k" ] || fail "no 'keeping' line"
 [ "$(reloaded)" = "$n" ] || fail "reloaded although port 80 could not be bound"
-grep -q "keeping the running configuration" "$SG_LOG" || fail "no 'keeping' line"
 ing ss -ltn | grep -q "$G4:80 " && fail "something listens on port 80"
 pass "a new listener on port 80 is refused: 'listen $G4:80: Permission denied', configuration kept"
 
@@ -124,15 +119,10 @@ out=$(ing "$SG_CLIENT" stats --control "$CTL") || fail "stats after the reloads:
 
 # Exit: nobody removes its socket; the kernel drops the table.
 kill -TERM "$DAEMON_PID"
-for _ in $(seq 1 100); do
-	kill -0 "$DAEMON_PID" 2>/dev/null || break
-	sleep 0.05
-done
-kill -0 "$DAEMON_PID" 2>/dev/null && fail "daemon did not exit on SIGTERM"
-wait "$DAEMON_PID" 2>/dev/null
+wait_exit "$DAEMON_PID" 30 || fail "daemon did not exit within 30 s of SIGTERM"
 grep -q "socksgated stopped" "$SG_LOG" || fail "no clean stop"
 [ -e "$CTL" ] && fail "control socket left behind"
-[ -z "$(nft_table)" ] || fail "table inet socksgate left behind"
+wait_for 10 '[ -z "$(nft_table)" ]' || fail "table inet socksgate left behind"
 grep -q "ERROR: AddressSanitizer\|runtime error\|LeakSanitizer" "$SG_LOG" && fail "sanitizer report"
 pass "clean exit: control socket removed by nobody, table gone"
 
@@ -160,20 +150,17 @@ st=/proc/$DAEMON_PID/status
 [ "$(field Uid)" = "$nobody_uid $nobody_uid $nobody_uid $nobody_uid" ] || fail "unit-like: Uid: $(field Uid)"
 [ "$(field CapEff)" = 0000000000001000 ] || fail "unit-like: CapEff $(field CapEff)"
 [ "$(field NoNewPrivs)" = 1 ] || fail "unit-like: NoNewPrivs $(field NoNewPrivs)"
-grep -q "running as user nobody already" "$SG_LOG" || fail "unit-like: 'user nobody' not recognised as the current user"
+wait_log "running as user nobody already" 30 || fail "unit-like: 'user nobody' not recognised as the current user"
 tp_open udp "$(hp $C4 41002)" "$(hp $T4 7000)" || fail "unit-like: TRANSPARENT refused"
 inc $PEER udp-echo-check "$BND_ADDR" "$BND_PORT" --src "$(hp $C4 41002)" --count 5 ||
 	fail "unit-like: datagrams did not come back"
-[ "$(ing sysctl -n net.netfilter.nf_conntrack_acct)" = 1 ] || fail "unit-like: accounting not turned on"
+wait_for 10 '[ "$(ing sysctl -n net.netfilter.nf_conntrack_acct)" = 1 ]' || fail "unit-like: accounting not turned on"
 grep -q "nf_conntrack_acct" "$SG_LOG" && fail "unit-like: $(grep nf_conntrack_acct "$SG_LOG")"
 out=$(ing "$SG_CLIENT" stats --control "$CTL") || fail "unit-like: stats: $out"
 kill "$TP_PID"
 wait "$TP_PID" 2>/dev/null
 kill -TERM "$DAEMON_PID"
-for _ in $(seq 1 100); do
-	kill -0 "$DAEMON_PID" 2>/dev/null || break
-	sleep 0.05
-done
+wait_exit "$DAEMON_PID" 30 || fail "unit-like: daemon did not exit within 30 s of SIGTERM"
 grep -q "socksgated stopped" "$SG_LOG" || fail "unit-like: no clean stop"
 [ -e "$CTL" ] && fail "unit-like: control socket left behind"
 grep -q "ERROR: AddressSanitizer\|runtime error\|LeakSanitizer" "$SG_LOG" && fail "sanitizer report"

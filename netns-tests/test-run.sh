@@ -56,16 +56,26 @@ bg ip netns exec "$NS_T" $PEER udp-echo 7000
 bg ip netns exec "$NS_T" $PEER udp-echo 7001
 wait_listen "$NS_T" 7000 u
 wait_listen "$NS_T" 7001 u
-# stdin stays open (ncat -u quits at stdin's end, maybe before the echo);
-# head returns at the first line, so the wait is only a bound.
-out=$( (echo hello-ncat; sleep 10) | inc timeout 15 "${RUN[@]}" ncat -u $T4 7000 2>"$SG_TMP/ncat.err" | head -1)
+# ncat -u quits at its stdin's end, maybe before the echo: its stdin (a
+# FIFO) stays open until the echo is there (or 30 s passed).
+mkfifo "$SG_TMP/ncat.in"
+ip netns exec "$NS_C" timeout 60 "${RUN[@]}" ncat -u $T4 7000 <"$SG_TMP/ncat.in" \
+	>"$SG_TMP/ncat.out" 2>"$SG_TMP/ncat.err" &
+NCAT=$!
+SG_PIDS+=($NCAT)
+exec {NCAT_IN}>"$SG_TMP/ncat.in"
+echo hello-ncat >&$NCAT_IN
+wait_for 30 'grep -q . "$SG_TMP/ncat.out"'
+exec {NCAT_IN}>&-
+wait_exit $NCAT 30 || fail "ncat -u did not end with its input"
+out=$(head -1 "$SG_TMP/ncat.out")
 [ "$out" = hello-ncat ] || fail "ncat -u echo: got '$out' ($(cat "$SG_TMP/ncat.err"))"
 pass "ncat -u: echo through a UDP association"
 cat >"$SG_TMP/udp2.py" <<'PY'
 import socket, sys
 t = sys.argv[1]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(5)
+s.settimeout(15)
 for port in (7000, 7001, 7000):
     s.sendto(b"to-%d" % port, (t, port))
     data, src = s.recvfrom(100)
@@ -108,7 +118,11 @@ pass "ssh: a command ran on the target through a TCP association"
 # --- the kernel carried it --------------------------------------------------
 # The associations ended with their programs; their conntrack counters
 # (read at the end) must account for the bytes: the kernel relayed them.
-wait_for 30 '[ "$(log_count "assoc .* end:")" -ge 8 ]' || fail "associations did not end with their programs"
+# (Every association started by now has ended, or will: the programs
+# have exited.)
+wait_for 30 '[ "$(log_count "assoc [0-9]* end:")" -ge "$(log_count "assoc [0-9]* start:")" ]' ||
+	fail "associations did not end with their programs: $(log_count "assoc [0-9]* start:") started, $(log_count "assoc [0-9]* end:") ended"
+[ "$(log_count "assoc [0-9]* end:")" -ge 8 ] || fail "only $(log_count "assoc [0-9]* end:") associations"
 b=$(kernel_bytes 8080)
 [ "$b" -gt 300000 ] || fail "conntrack counted $b bytes for curl's flow, want > 300000"
 b2=$(kernel_bytes 5201)

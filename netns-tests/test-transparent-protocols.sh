@@ -46,19 +46,34 @@ ct_entry() { # proto C sport T
 }
 
 SERVED=()
+# Starts the target's server of a protocol and waits until it can receive
+# (a raw SCTP server listens on no port that ss would show).
 serve() {
+	local ready=$SG_TMP/target-$1.ready
 	touch "$SG_TMP/target-$1.log"
-	bg ip netns exec "$NS_T" $PP serve "$1" $DPORT --log "$SG_TMP/target-$1.log"
+	bg ip netns exec "$NS_T" $PP serve "$1" $DPORT --log "$SG_TMP/target-$1.log" \
+		--ready "$ready"
+	wait_for $SG_START_WAIT '[ -e "$ready" ]' || fail "the $1 server did not start"
 	SERVED+=("$1")
 }
 
 relay() { # proto fam sport
-	local proto=$1 fam=$2 sport=$3 C T b0 b1 line mark what="IPv$2 $1"
+	local proto=$1 fam=$2 sport=$3 C T b0 b1 line mark what="IPv$2 $1" out ec
 	if [ "$fam" = 4 ]; then C=$C4 T=$T4; else C=$C6 T=$T6; fi
 	tp_open "$proto" "$(hp $C $sport)" "$(hp $T $DPORT)" || fail "$what: association refused"
 	b0=$(target_bytes "$proto" "$fam")
-	inc $PP echo-check "$proto" "$BND_ADDR" "$BND_PORT" --src "$(hp $C $sport)" --bytes 20000 ||
-		fail "$what: data did not come back byte-exact"
+	# The flow is held open while its conntrack entry is looked at (an
+	# entry that ends, SCTP ABORT or UDP timeout, cannot race the check),
+	# then ended (its close completed) before the association.
+	out=$SG_TMP/echo.$proto.$fam
+	rm -f "$SG_TMP/release"
+	bg ip netns exec "$NS_C" $PP echo-check "$proto" "$BND_ADDR" "$BND_PORT" \
+		--src "$(hp $C $sport)" --bytes 20000 --hold 120 --release "$SG_TMP/release" >"$out" 2>&1
+	ec=$LAST_PID
+	wait_for 60 'grep -q "sent .* received" "$out" || ! kill -0 $ec 2>/dev/null' ||
+		fail "$what: the echo check did not finish"
+	grep -q "sent 20000 received 20000 match" "$out" ||
+		fail "$what: data did not come back byte-exact: $(cat "$out")"
 	b1=$(target_bytes "$proto" "$fam")
 	[ $((b1 - b0)) = 20000 ] || fail "$what: the target received $((b1 - b0)) bytes, not 20000"
 	line=$(ct_entry "$proto" "$C" "$sport" "$T")
@@ -70,6 +85,8 @@ relay() { # proto fam sport
 	[ -n "$mark" ] && [ $((mark & 0xff000000)) = $((0x5a000000)) ] ||
 		fail "$what: conntrack entry without our mark: $line"
 	pass "$what: 20000 bytes S -> BND -> DST:$DPORT (target counted them) and back; conntrack mark $(printf 0x%08x "$mark")"
+	touch "$SG_TMP/release"
+	wait_exit $ec 30 || fail "$what: the echo check did not end its flow"
 	kill "$TP_PID"
 	wait "$TP_PID" 2>/dev/null
 }
@@ -115,9 +132,6 @@ pass "socksgated -n warns about each enabled PTCL the kernel cannot relay"
 
 # 2. Relays, with conntrack verifying checksums (the default).
 for proto in "${RELAY[@]}"; do serve "$proto"; done
-wait_listen "$NS_T" $DPORT t
-wait_listen "$NS_T" $DPORT u
-sleep 0.3
 sp=44000
 for proto in "${RELAY[@]}"; do
 	for fam in 4 6; do
@@ -165,7 +179,6 @@ ing nft delete table inet sgtest
 ing sysctl -qw net.netfilter.nf_conntrack_checksum=0
 [ "$(req_code 136 43100)" = 00 ] || fail "udplite refused with nf_conntrack_checksum=0"
 serve udplite
-sleep 0.3
 relay udplite 4 46001
 relay udplite 6 46002
 # A live UDP-Lite association, then checksums verified again: its
@@ -184,13 +197,8 @@ d1=$(dropped_packets)
 pass "UDP-Lite judged invalid (checksum verification back on): no ICMP, dropped counter $d0 -> $d1"
 # A reload re-asks the kernel and ends the association it cannot relay.
 kill -HUP "$DAEMON_PID"
-for _ in $(seq 1 60); do
-	kill -0 "$TP_PID" 2>/dev/null || break
-	sleep 0.05
-done
-kill -0 "$TP_PID" 2>/dev/null && fail "reload did not end the UDP-Lite association"
-wait "$TP_PID" 2>/dev/null
-grep -q "no longer allowed: conntrack judges every correct UDP-Lite" "$SG_LOG" ||
+wait_exit "$TP_PID" 30 || fail "reload did not end the UDP-Lite association (30 s)"
+wait_log "no longer allowed: conntrack judges every correct UDP-Lite" ||
 	fail "no log line for the UDP-Lite association ended on reload"
 pass "reload with nf_conntrack_checksum=1 ended the live UDP-Lite association (logged why)"
 [ "$(req_code 136 43101)" = 09 ] || fail "udplite not refused again"

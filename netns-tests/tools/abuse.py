@@ -12,30 +12,40 @@ Legitimate client:
       Prints JSON: ok, failed, latency median/p90/max in seconds (from the
       TCP connect to the echo).
 
-Attacks (print JSON summaries):
+Attacks (print JSON summaries).  Each runs --duration seconds and, given
+--stop-file F, on until F exists (at most --max-duration seconds): a test
+stops it once its measurements are done, so that however slowly its
+helpers start on a loaded machine, they run during the attack.  Given
+--ready-file F, the attack creates F once it is in full swing (and at
+least --ready-after seconds old): the test starts measuring then.
   auth-flood PROXY PORT --src ADDR --user U --password P
         --concurrency C --duration S --max-attempts N
       C connections at a time, each offering RFC 1929 with a wrong
-      password, reading the answer, closing, and starting over.
+      password, reading the answer, closing, and starting over.  With
+      --min-failures N it does not stop (before --max-duration) until N
+      wrong passwords were answered: how fast they come depends on the
+      CPU the daemon's password workers get.
   slowloris PROXY PORT --src ADDR --sockets N --duration S --max-connects M
       N sockets, each sending a SOCKS5 greeting and request one byte per
       second; a socket the daemon closes is opened again.
   hold-assoc PROXY PORT --src ADDR --dst IP:PORT --count N --first-port P
-        --hold S
+        --hold S [--release-file F]
       N TRANSPARENT associations (ADDR:P+i -> DST), one after the other,
-      held for S seconds; prints reply codes, the first BND and the
-      setup latency (connect to reply) median/p90/max.
-  udp-flood DST_IP DST_PORT --src ADDR --count N --duration S
-      N datagrams as fast as possible from ADDR.
+      held for S seconds (or until F exists, at most S seconds); prints
+      reply codes, the first BND and the setup latency (connect to reply)
+      median/p90/max.
+  udp-flood DST_IP DST_PORT --src ADDR --count N --duration S [--rate R]
+      N datagrams from ADDR, as fast as possible or R a second.
   udp-hold PROXY PORT --src ADDR --dst IP:PORT --denied IP:PORT
-        [--denied-count N] [--duration S] [--hold S]
+        [--denied-count N] [--duration S] [--hold S] [--release-file F]
       One UDP ASSOCIATE: an echo from DST through it ("ready" once it
       came), N datagrams to the denied destination within S seconds, an
-      echo again after --hold seconds; prints JSON.
-  udp-names PROXY PORT --src ADDR --count N --duration S
+      echo again after --hold seconds (with F: once F exists, at most
+      --hold seconds); prints JSON.
+  udp-names PROXY PORT --src ADDR --count N --duration S [--rate R]
         [--suffix SUFFIX | --same NAME] [--port P]
       One UDP ASSOCIATE; datagrams to ever new names (rN.SUFFIX) or to one
-      name, as fast as possible.
+      name, as fast as possible or R a second.
 Server:
   dns-server ADDR PORT --count-file F [--answer NAME=IPv4 ...]
       A tiny DNS server: A for the names given, NXDOMAIN otherwise (NODATA
@@ -80,6 +90,78 @@ def summary(lat):
     return {"median": round(statistics.median(lat), 3),
             "p90": round(lat[min(len(lat) - 1, int(len(lat) * 0.9))], 3),
             "max": round(lat[-1], 3)}
+
+
+class Window:
+    """How long an attack runs: --duration seconds, then on until
+    --stop-file exists (looked for every 50 ms), at most --max-duration."""
+
+    def __init__(self, a, more=None):
+        self.a = a
+        self.more = more  # a condition that keeps it going too
+        self.t0 = time.monotonic()
+        self.looked = 0.0
+        self.stopped = False
+        self.ready = False
+
+    def elapsed(self):
+        return time.monotonic() - self.t0
+
+    def running(self):
+        el = self.elapsed()
+        if el < self.a.duration:
+            return True
+        if el >= self.a.max_duration:
+            return False
+        if self.more and self.more():
+            return True
+        if self.stopped or not self.a.stop_file:
+            return False
+        now = time.monotonic()
+        if now - self.looked >= 0.05:
+            self.looked = now
+            self.stopped = os.path.exists(self.a.stop_file)
+        return not self.stopped
+
+    def report(self, d):
+        """Adds the attack's seconds, and whether the stop file ended it
+        (not --max-duration): then it lasted as long as the test wanted."""
+        d["seconds"] = round(self.elapsed(), 2)
+        d["stopped"] = self.stopped
+        return d
+
+    def mark_ready(self, cond=True):
+        """Creates --ready-file once cond holds and the attack is at least
+        --ready-after seconds old."""
+        if self.ready or not cond or self.elapsed() < self.a.ready_after:
+            return
+        self.ready = True
+        if self.a.ready_file:
+            open(self.a.ready_file, "w").close()
+
+
+def pace(win, sent, rate):
+    """Keeps a flood at rate datagrams a second (0: as fast as it can)."""
+    if rate and sent % 100 == 0:
+        ahead = sent / rate - win.elapsed()
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def window_args(q, duration):
+    q.add_argument("--duration", type=float, default=duration)
+    q.add_argument("--stop-file")
+    q.add_argument("--max-duration", type=float, default=60.0)
+    q.add_argument("--ready-file")
+    q.add_argument("--ready-after", type=float, default=0.0)
+
+
+def released(path, t0, hold):
+    """Waits until path exists (if given) or hold seconds from t0 passed."""
+    while time.monotonic() - t0 < hold:
+        if path and os.path.exists(path):
+            return
+        time.sleep(0.05)
 
 
 # --- the legitimate client ------------------------------------------------
@@ -210,20 +292,38 @@ async def open_from(src, host, port):
 async def auth_flood(a):
     st = {"attempts": 0, "answered_failure": 0, "answered_success": 0,
           "closed": 0, "errors": 0}
-    deadline = time.monotonic() + a.duration
+    win = Window(a, lambda: st["answered_failure"] < a.min_failures)
+    stop = asyncio.Event()
     u, p = a.user.encode(), a.password.encode()
     msg = bytes([1, len(u)]) + u + bytes([len(p)]) + p
 
+    async def watch():
+        while win.running():
+            win.mark_ready(st["attempts"] >= a.concurrency and
+                           st["answered_failure"] >= 3)
+            await asyncio.sleep(0.05)
+        stop.set()
+
+    async def until_stop(aw):
+        """aw's result, or TimeoutError once the attack is over (a
+        connection waits for its answer as long as the attack lasts)."""
+        op = asyncio.ensure_future(aw)
+        end = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({op, end}, return_when=asyncio.FIRST_COMPLETED)
+        if op in done:
+            end.cancel()
+            return op.result()
+        op.cancel()
+        raise asyncio.TimeoutError()
+
     async def worker():
-        while time.monotonic() < deadline and st["attempts"] < a.max_attempts:
+        while not stop.is_set() and st["attempts"] < a.max_attempts:
             st["attempts"] += 1
             w = None
             try:
-                left = max(0.1, deadline - time.monotonic())
-                r, w = await asyncio.wait_for(
-                    open_from(a.src, a.proxy, a.pport), left)
+                r, w = await until_stop(open_from(a.src, a.proxy, a.pport))
                 w.write(b"\x05\x01\x02" + msg)
-                ans = await asyncio.wait_for(r.readexactly(4), left)
+                ans = await until_stop(r.readexactly(4))
                 if ans[3] == 0:
                     st["answered_success"] += 1
                 else:
@@ -237,9 +337,8 @@ async def auth_flood(a):
                 if w:
                     w.close()
 
-    t0 = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(a.concurrency)))
-    st["seconds"] = round(time.monotonic() - t0, 2)
+    await asyncio.gather(watch(), *(worker() for _ in range(a.concurrency)))
+    win.report(st)
     st["failures_per_s"] = round(st["answered_failure"] / st["seconds"], 2)
     print(json.dumps(st))
 
@@ -251,10 +350,10 @@ async def slowloris(a):
     st = {"connects": 0, "connect_errors": 0, "closed_by_daemon": 0,
           "closed_within_1s": 0, "held_peak": 0}
     held = [0]
-    deadline = time.monotonic() + a.duration
+    win = Window(a)
 
     async def one():
-        while time.monotonic() < deadline and st["connects"] < a.max_connects:
+        while win.running() and st["connects"] < a.max_connects:
             st["connects"] += 1
             t0 = time.monotonic()
             try:
@@ -268,7 +367,7 @@ async def slowloris(a):
             st["held_peak"] = max(st["held_peak"], held[0])
             try:
                 for i in range(10 ** 6):
-                    if time.monotonic() >= deadline:
+                    if not win.running():
                         break
                     w.write(msg[i % len(msg):i % len(msg) + 1])
                     try:
@@ -287,7 +386,14 @@ async def slowloris(a):
                 held[0] -= 1
                 w.close()
 
-    await asyncio.gather(*(one() for _ in range(a.sockets)))
+    async def watch():
+        # In full swing once every socket has been opened.
+        while win.running():
+            win.mark_ready(st["connects"] >= a.sockets)
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(watch(), *(one() for _ in range(a.sockets)))
+    win.report(st)
     print(json.dumps(st))
 
 
@@ -321,7 +427,7 @@ def hold_assoc(a):
     out = {"codes": codes, "bound": bound}
     out.update(summary(lat))
     print(json.dumps(out), flush=True)
-    time.sleep(a.hold)
+    released(a.release_file, time.monotonic(), a.hold)
     for s in held:
         s.close()
     return 0
@@ -331,15 +437,17 @@ def udp_flood(a):
     dst, dport = a.dst, a.dport
     s = socket.socket(fam(dst), socket.SOCK_DGRAM)
     s.bind((a.src, a.sport))
-    deadline = time.monotonic() + a.duration
+    win = Window(a)
     sent = 0
-    while sent < a.count and time.monotonic() < deadline:
+    while sent < a.count and win.running():
         try:
             s.sendto(b"flood-%d" % sent, (dst, dport))
             sent += 1
         except OSError:
             time.sleep(0.001)
-    print(json.dumps({"sent": sent}))
+        win.mark_ready()
+        pace(win, sent, a.rate)
+    print(json.dumps(win.report({"sent": sent})))
     return 0
 
 
@@ -353,9 +461,9 @@ def udp_names(a):
     bnd, bport = read_reply(s)
     u = socket.socket(fam(bnd), socket.SOCK_DGRAM)
     u.bind((a.src, 0))
-    deadline = time.monotonic() + a.duration
+    win = Window(a)
     sent = 0
-    while sent < a.count and time.monotonic() < deadline:
+    while sent < a.count and win.running():
         n = (a.same or "r%d.%s" % (sent, a.suffix)).encode()
         try:
             u.sendto(b"\x00\x00\x00\x03" + bytes([len(n)]) + n +
@@ -363,9 +471,11 @@ def udp_names(a):
             sent += 1
         except OSError:
             time.sleep(0.001)
+        win.mark_ready()
+        pace(win, sent, a.rate)
         if a.gap:
             time.sleep(a.gap)
-    print(json.dumps({"sent": sent}))
+    print(json.dumps(win.report({"sent": sent})))
     s.close()
     return 0
 
@@ -384,17 +494,26 @@ def udp_hold(a):
     bnd, bport = read_reply(s)
     u = socket.socket(fam(bnd), socket.SOCK_DGRAM)
     u.bind((a.src, 0))
-    u.settimeout(2)
 
-    def echo():
-        u.sendto(b"\x00\x00\x00" + addr(dst, dport) + b"hold", (bnd, bport))
-        try:
-            return u.recvfrom(2048)[0].endswith(b"hold")
-        except socket.timeout:
-            return False
-    out = {"echo_before": echo()}
+    def echo(tag):
+        """An echo through the association: sent again every second, up
+        to 10 s (a slow answer is not a missing one)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10:
+            u.sendto(b"\x00\x00\x00" + addr(dst, dport) + tag, (bnd, bport))
+            end = time.monotonic() + 1
+            while time.monotonic() < end:
+                u.settimeout(max(0.01, end - time.monotonic()))
+                try:
+                    if u.recvfrom(2048)[0].endswith(tag):
+                        return True
+                except socket.timeout:
+                    break
+        return False
+    out = {"echo_before": echo(b"hold-before")}
     print("ready", flush=True)
-    deadline = time.monotonic() + a.duration
+    t0 = time.monotonic()
+    deadline = t0 + a.duration
     sent = 0
     while sent < a.denied_count and time.monotonic() < deadline:
         try:
@@ -403,8 +522,8 @@ def udp_hold(a):
         except OSError:
             time.sleep(0.001)
     out["denied_sent"] = sent
-    time.sleep(max(0.0, a.hold - (time.monotonic() - deadline + a.duration)))
-    out["echo_after"] = echo()
+    released(a.release_file, t0, a.hold)
+    out["echo_after"] = echo(b"hold-after")
     print(json.dumps(out), flush=True)
     s.close()
     return 0
@@ -498,12 +617,13 @@ def main():
     q.add_argument("--user", required=True)
     q.add_argument("--password", required=True)
     q.add_argument("--concurrency", type=int, default=200)
-    q.add_argument("--duration", type=float, default=10.0)
+    window_args(q, 10.0)
     q.add_argument("--max-attempts", type=int, default=100000)
+    q.add_argument("--min-failures", type=int, default=0)
     q = sub.add_parser("slowloris")
     proxy_args(q)
     q.add_argument("--sockets", type=int, default=2000)
-    q.add_argument("--duration", type=float, default=15.0)
+    window_args(q, 15.0)
     q.add_argument("--max-connects", type=int, default=200000)
     q = sub.add_parser("hold-assoc")
     proxy_args(q)
@@ -512,13 +632,15 @@ def main():
     q.add_argument("--count", type=int, default=100)
     q.add_argument("--first-port", type=int, default=30000)
     q.add_argument("--hold", type=float, default=5.0)
+    q.add_argument("--release-file")
     q = sub.add_parser("udp-flood")
     q.add_argument("dst")
     q.add_argument("dport", type=int)
     q.add_argument("--src", required=True)
     q.add_argument("--sport", type=int, default=0)
     q.add_argument("--count", type=int, default=100000)
-    q.add_argument("--duration", type=float, default=10.0)
+    q.add_argument("--rate", type=float, default=0)
+    window_args(q, 10.0)
     q = sub.add_parser("udp-hold")
     proxy_args(q)
     q.add_argument("--dst", required=True)
@@ -526,10 +648,12 @@ def main():
     q.add_argument("--denied-count", type=int, default=50000)
     q.add_argument("--duration", type=float, default=10.0)
     q.add_argument("--hold", type=float, default=12.0)
+    q.add_argument("--release-file")
     q = sub.add_parser("udp-names")
     proxy_args(q)
     q.add_argument("--count", type=int, default=200000)
-    q.add_argument("--duration", type=float, default=10.0)
+    q.add_argument("--rate", type=float, default=0)
+    window_args(q, 10.0)
     q.add_argument("--suffix", default="flood.test")
     q.add_argument("--same")
     q.add_argument("--port", type=int, default=7000)

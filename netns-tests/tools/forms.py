@@ -15,15 +15,19 @@ line per SPEC, in order:
                                   "second REP ADDR" (or "second closed")
                                   when a peer connects, then "data TEXT"
                                   (4 bytes the peer sent)
-  udp PROXY CLIENT-IP PORT SPEC...
+  udp PROXY CLIENT-IP PORT [--answers K] SPEC...
                                   one UDP ASSOCIATE; a datagram to each
-                                  SPEC:PORT; "SPEC answered|silent" (an
-                                  echo came back within 2 s or not)
+                                  SPEC:PORT; "SPEC answered|silent": the
+                                  echoes that came back until the last K
+                                  specs (the allowed controls) were all
+                                  answered, up to 15 s; without K, within
+                                  2 s (a test of silence alone)
   tp PROXY PTCL SRC-IP SPORT PORT SPEC...
                                   a TRANSPARENT request each (source port
                                   SPORT, SPORT+1, ...); "SPEC REP
                                   [echo-ok|no-echo]" (on X'00' a datagram
-                                  (UDP) or bytes (TCP) go through BND)
+                                  (UDP) or bytes (TCP) go through BND;
+                                  the echo may take 10 s)
 """
 import os
 import socket
@@ -114,7 +118,7 @@ def bind_wait(proxy, spec):
         print("data none", flush=True)
 
 
-def udp(proxy, client_ip, port, specs):
+def udp(proxy, client_ip, port, specs, answers=None):
     n1, rep, a, p = request(proxy, b"\x05\x03\x00" + s5raw.addr(client_ip, 0))
     if rep != 0:
         for spec in specs:
@@ -129,8 +133,15 @@ def udp(proxy, client_ip, port, specs):
         u.sendto(b"\x00\x00\x00" + enc(spec, port) + tok, (a, p))
     got = set()
     u.settimeout(0.2)
-    end = time.monotonic() + 2
+    # With K controls: until they are all answered (a slow echo is not a
+    # missing one), then 0.2 s for any other; silence is counted by the
+    # daemon too (the session's "N denied").
+    controls = set(specs[len(specs) - answers:]) if answers else set()
+    end = time.monotonic() + (15 if answers else 2)
     while time.monotonic() < end and len(got) < len(specs):
+        if answers and controls <= got:
+            end = min(end, time.monotonic() + 0.2)
+            controls = set()
         try:
             r = u.recv(2000)
         except socket.timeout:
@@ -155,7 +166,7 @@ def tp(proxy, ptcl, src_ip, sport, port, specs):
             s = socket.socket(fam, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((src_ip, sp))
-        s.settimeout(2)
+        s.settimeout(10)
         n1, rep, a, p = request(proxy, body)
         what = ""
         if rep == 0:
@@ -184,7 +195,11 @@ def main():
     elif cmd == "bind-wait":
         bind_wait(proxy, rest[0])
     elif cmd == "udp":
-        udp(proxy, rest[0], int(rest[1]), rest[2:])
+        answers = None
+        if rest[2] == "--answers":
+            answers = int(rest[3])
+            del rest[2:4]
+        udp(proxy, rest[0], int(rest[1]), rest[2:], answers)
     elif cmd == "tp":
         tp(proxy, int(rest[0]), rest[1], int(rest[2]), int(rest[3]), rest[4:])
     else:

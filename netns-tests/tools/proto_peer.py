@@ -5,11 +5,17 @@ PROTO is tcp, udp, udplite, sctp or dccp.  Every server echoes what it
 receives and logs one line per received unit: "PROTO PEER-ADDR PEER-PORT
 BYTES" (the test sums them: the bytes that reached the target).
 
-  serve PROTO PORT --log FILE
+  serve PROTO PORT --log FILE [--ready FILE]
+        (creates the --ready file once it can receive)
   echo-check PROTO HOST PORT --src ADDR:PORT [--bytes N] [--hold S]
+        [--release FILE] [--timeout S]
         send N bytes (datagrams / DATA chunks of at most 1000), expect each
-        echoed byte-exact; with --hold, keep the flow open S seconds after
-        (so that its conntrack entry can be inspected), then exit
+        echoed byte-exact (within --timeout, default 15 s, each); print
+        the result at once; with --hold, keep the flow open S seconds after
+        (or until FILE exists, at most S seconds: so that its conntrack
+        entry can be inspected), then end it: a TCP (or other stream) flow
+        is shut down and its peer's close awaited, so that no packet of it
+        is still on its way when the caller ends the association
   raw-expect-silence KIND HOST PORT --src ADDR:PORT [--wait S]
         send one crafted packet that the gateway's conntrack judges invalid
         (KIND tcp-synfin: SYN and FIN together; tcp-null: no flag) or a
@@ -168,9 +174,15 @@ class RawIP:
         return a[0], d
 
 
-def raw_sctp_server(port, logf):
+def ready(path):
+    if path:
+        open(path, "w").close()
+
+
+def raw_sctp_server(port, logf, ready_file=None):
     socks = [RawIP(socket.AF_INET, IPPROTO_SCTP),
              RawIP(socket.AF_INET6, IPPROTO_SCTP)]
+    ready(ready_file)
     assocs = {}  # (addr, port) -> [my_tag, peer_tag, my_tsn, ssn]
     while True:
         r, _, _ = select.select(socks, [], [])
@@ -185,8 +197,11 @@ def raw_sctp_server(port, logf):
                 st = assocs.get(key)
                 if t == INIT and len(v) >= 16:
                     peer_tag, _, _, _, peer_tsn = struct.unpack("!IIHHI", v[:16])
-                    my_tag = struct.unpack("!I", os.urandom(4))[0] | 1
-                    assocs[key] = [my_tag, peer_tag, 1000, 0]
+                    if st is not None and st[1] == peer_tag:
+                        my_tag = st[0]  # the same INIT again: the same answer
+                    else:
+                        my_tag = struct.unpack("!I", os.urandom(4))[0] | 1
+                        assocs[key] = [my_tag, peer_tag, 1000, 0]
                     cookie = struct.pack("!HH", 7, 12) + b"cookie\0\0"
                     s.send(src, sctp_packet(port, sport, peer_tag, [
                         sctp_chunk(INIT_ACK, 0, init_value(my_tag, 1000, cookie))]))
@@ -212,12 +227,14 @@ def raw_sctp_check(a, host, port, src, sport):
     s = RawIP(fam, IPPROTO_SCTP, src)
     deadline = time.time() + a.timeout
 
-    def wait_for(want, vtag):
-        """Next chunk of type want (and every DATA seen) from host:port."""
-        while time.time() < deadline:
-            r, _, _ = select.select([s], [], [], max(0, min(0.5, deadline - time.time())))
+    def wait_for(want, vtag, until=None):
+        """Next chunk of type want from host:port, or None at until (the
+        deadline): an answer is waited for, not taken as lost at once."""
+        until = min(until or deadline, deadline)
+        while time.time() < until:
+            r, _, _ = select.select([s], [], [], max(0, min(0.5, until - time.time())))
             if not r:
-                return None
+                continue
             frm, p = s.recv()
             pk = sctp_parse(p)
             if frm != host or pk is None or pk[0] != port or pk[1] != sport:
@@ -231,11 +248,10 @@ def raw_sctp_check(a, host, port, src, sport):
 
     my_tag = struct.unpack("!I", os.urandom(4))[0] | 1
     v = None
-    for _ in range(3):
+    while v is None and time.time() < deadline:
+        # INIT again every 0.5 s (the server answers a repeated INIT alike).
         s.send(host, sctp_packet(sport, port, 0, [sctp_chunk(INIT, 0, init_value(my_tag, 1))]))
-        v = wait_for(INIT_ACK, my_tag)
-        if v is not None:
-            break
+        v = wait_for(INIT_ACK, my_tag, time.time() + 0.5)
     if v is None:
         print("sctp: no INIT ACK")
         return 1
@@ -268,11 +284,20 @@ def raw_sctp_check(a, host, port, src, sport):
         s.send(host, sctp_packet(sport, port, peer_tag, [
             sctp_chunk(SACK, 0, sack_value(struct.unpack("!I", v[:4])[0]))]))
     ok = bytes(got) == data
-    print("sctp (raw) sent %d received %d %s" % (len(data), len(got), "match" if ok else "MISMATCH"))
+    print("sctp (raw) sent %d received %d %s" % (len(data), len(got), "match" if ok else "MISMATCH"),
+          flush=True)
     if ok and a.hold:
-        time.sleep(a.hold)
+        hold(a)
     s.send(host, sctp_packet(sport, port, peer_tag, [sctp_chunk(ABORT, 0)]))
     return 0 if ok else 1
+
+
+def hold(a):
+    end = time.monotonic() + a.hold
+    while time.monotonic() < end:
+        if a.release and os.path.exists(a.release):
+            return
+        time.sleep(0.05)
 
 
 def kernel_sctp():
@@ -281,7 +306,7 @@ def kernel_sctp():
 
 # ---------------------------------------------------------------- servers
 
-def stream_server(kind, proto, port, logf, name, setup=None):
+def stream_server(kind, proto, port, logf, name, setup=None, ready_file=None):
     s = socket.socket(socket.AF_INET6, kind, proto)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -289,6 +314,7 @@ def stream_server(kind, proto, port, logf, name, setup=None):
         setup(s)
     s.bind(("::", port))
     s.listen(16)
+    ready(ready_file)
 
     def handle(c, peer):
         with c:
@@ -307,10 +333,11 @@ def stream_server(kind, proto, port, logf, name, setup=None):
         threading.Thread(target=handle, args=(c, peer), daemon=True).start()
 
 
-def dgram_server(proto, port, logf, name):
+def dgram_server(proto, port, logf, name, ready_file=None):
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, proto)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.bind(("::", port))
+    ready(ready_file)
     while True:
         d, peer = s.recvfrom(65536)
         log_line(logf, "%s %s %d %d" % (name, peer[0], peer[1], len(d)))
@@ -323,17 +350,19 @@ def dccp_setup(s):
 
 def serve(a):
     if a.proto == "tcp":
-        stream_server(socket.SOCK_STREAM, 0, a.port, a.log, "tcp")
+        stream_server(socket.SOCK_STREAM, 0, a.port, a.log, "tcp", ready_file=a.ready)
     elif a.proto == "udp":
-        dgram_server(0, a.port, a.log, "udp")
+        dgram_server(0, a.port, a.log, "udp", a.ready)
     elif a.proto == "udplite":
-        dgram_server(IPPROTO_UDPLITE, a.port, a.log, "udplite")
+        dgram_server(IPPROTO_UDPLITE, a.port, a.log, "udplite", a.ready)
     elif a.proto == "sctp":
         if kernel_sctp():
-            stream_server(socket.SOCK_STREAM, IPPROTO_SCTP, a.port, a.log, "sctp")
-        raw_sctp_server(a.port, a.log)
+            stream_server(socket.SOCK_STREAM, IPPROTO_SCTP, a.port, a.log, "sctp",
+                          ready_file=a.ready)
+        raw_sctp_server(a.port, a.log, a.ready)
     elif a.proto == "dccp":
-        stream_server(SOCK_DCCP, IPPROTO_DCCP, a.port, a.log, "dccp", dccp_setup)
+        stream_server(SOCK_DCCP, IPPROTO_DCCP, a.port, a.log, "dccp", dccp_setup,
+                      a.ready)
 
 
 # ---------------------------------------------------------------- clients
@@ -370,9 +399,17 @@ def echo_check(a):
     except OSError as e:
         print("%s: %s" % (a.proto, e))
     ok = bytes(got) == data
-    print("%s sent %d received %d %s" % (a.proto, len(data), len(got), "match" if ok else "MISMATCH"))
+    print("%s sent %d received %d %s" % (a.proto, len(data), len(got), "match" if ok else "MISMATCH"),
+          flush=True)
     if ok and a.hold:
-        time.sleep(a.hold)
+        hold(a)
+        if kind == socket.SOCK_STREAM or a.proto == "dccp":
+            try:
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(65536):
+                    pass
+            except OSError:
+                pass
     s.close()
     return 0 if ok else 1
 
@@ -444,6 +481,7 @@ def main():
     q.add_argument("proto", choices=["tcp", "udp", "udplite", "sctp", "dccp"])
     q.add_argument("port", type=int)
     q.add_argument("--log", required=True)
+    q.add_argument("--ready")
     q = sub.add_parser("echo-check")
     q.add_argument("proto", choices=["tcp", "udp", "udplite", "sctp", "dccp"])
     q.add_argument("host")
@@ -451,7 +489,8 @@ def main():
     q.add_argument("--src", required=True)
     q.add_argument("--bytes", type=int, default=20000)
     q.add_argument("--hold", type=float, default=0)
-    q.add_argument("--timeout", type=float, default=5.0)
+    q.add_argument("--release")
+    q.add_argument("--timeout", type=float, default=15.0)
     q = sub.add_parser("raw-expect-silence")
     q.add_argument("kind", choices=["tcp-synfin", "tcp-null", "tcp-syn"])
     q.add_argument("host")
