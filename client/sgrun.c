@@ -82,7 +82,8 @@ struct sgr_assoc {
 
 struct sgr_sock {
 	bool used;
-	bool connected; /* connect()ed through an association: v[0] */
+	uint8_t proto; /* IPPROTO_TCP/UDP: what relayed_proto() said */
+	int family;    /* the socket's family */
 	size_t n;
 	struct sgr_assoc v[SGR_MAX_ASSOC_PER_SOCK];
 };
@@ -608,6 +609,24 @@ static uint8_t relayed_proto(int fd, int *family)
 	return 0;
 }
 
+/* Unconnected UDP's per-datagram path: a socket that has associations
+ * already is known (its kind was recorded); only an unknown one costs the
+ * three system calls of relayed_proto(). */
+static uint8_t udp_kind(int fd, int *family)
+{
+	struct sgr_sock *s;
+	uint8_t proto = 0;
+
+	pthread_mutex_lock(&G.lock);
+	s = sock_get(fd, false);
+	if (s && s->n > 0) {
+		proto = s->proto;
+		*family = s->family;
+	}
+	pthread_mutex_unlock(&G.lock);
+	return proto ? proto : relayed_proto(fd, family);
+}
+
 /* Copies a program's address into a sockaddr_storage, unmapped; false if
  * it is not an IPv4/IPv6 address to relay. */
 static bool take_dst(const struct sockaddr *a, socklen_t len,
@@ -645,7 +664,6 @@ static int bnd_for(int fd, int family, uint8_t proto,
 		for (size_t j = 0; j < s->n; j++)
 			G.close(s->v[j].n1);
 		s->n = 0;
-		s->connected = false;
 	}
 	for (size_t j = 0; j < s->n; j++) {
 		if (same_endpoint(&s->v[j].dst, dst)) {
@@ -661,7 +679,8 @@ static int bnd_for(int fd, int family, uint8_t proto,
 	if (associate(fd, family, proto, dst, &as) < 0)
 		goto out;
 	s->v[s->n++] = as;
-	s->connected = connecting;
+	s->proto = proto;
+	s->family = family;
 	*bl = for_socket(&as.bnd, family, bnd);
 	rc = 0;
 out:
@@ -742,7 +761,7 @@ SGR_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	int family, rc;
 
 	if (!ready() || inside || addr == NULL || !take_dst(addr, len, &dst) ||
-	    (proto = relayed_proto(fd, &family)) != IPPROTO_UDP)
+	    (proto = udp_kind(fd, &family)) != IPPROTO_UDP)
 		return G.sendto(fd, buf, n, flags, addr, len);
 	inside = true;
 	rc = bnd_for(fd, family, proto, &dst, &bnd, &bl, false);
@@ -762,7 +781,7 @@ SGR_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 	if (!ready() || inside || msg->msg_name == NULL ||
 	    !take_dst(msg->msg_name, msg->msg_namelen, &dst) ||
-	    (proto = relayed_proto(fd, &family)) != IPPROTO_UDP)
+	    (proto = udp_kind(fd, &family)) != IPPROTO_UDP)
 		return G.sendmsg(fd, msg, flags);
 	inside = true;
 	rc = bnd_for(fd, family, proto, &dst, &bnd, &bl, false);
