@@ -37,7 +37,8 @@ struct assoc_table;
 	X(ASSOC_END_OPERATOR, "operator")     /* socksgate close ID */         \
 	X(ASSOC_END_SHUTDOWN, "shutdown")                                      \
 	X(ASSOC_END_POLICY, "policy") /* a reload no longer allows it */       \
-	X(ASSOC_END_FAILED, "failed") /* setup failed; elements removed */
+	X(ASSOC_END_FAILED, "failed") /* setup failed; elements removed */     \
+	X(ASSOC_END_SESSION_LOST, "session-process-lost") /* privsep */
 
 #define ASSOC_END_ENUM(e, name) e,
 enum assoc_end { ASSOC_END_LIST(ASSOC_END_ENUM) ASSOC_END_COUNT };

@@ -125,6 +125,8 @@ void cfg_defaults(struct cfg *c)
 	c->ptcl_enabled[PTCL_TCP] = true;
 	c->ptcl_enabled[PTCL_UDP] = true;
 	c->max_associations = 100000;
+	snprintf(c->session_user, sizeof(c->session_user), "%s",
+		 SG_SESSION_USER);
 	c->close_on_target_fin = true;
 	/* A TCP (SCTP, DCCP) flow that ended is over; a UDP flow's entry
 	 * also expires after a quiet spell, which need not end the relay. */
@@ -413,19 +415,21 @@ static int d_control(struct cfg_ctx *x, char **w, int n)
 
 /* user NAME: a login name as useradd(8) takes it (looked up at start,
  * not here: the parser is pure). */
+/* `user NAME` (the kernel agent's) and `session-user NAME`. */
 static int d_user(struct cfg_ctx *x, char **w, int n)
 {
 	const char *v = w[1];
+	bool session = strcmp(w[0], "session-user") == 0;
 	size_t l;
 
 	if (n != 2)
-		return cfg_error(x, "usage: user NAME");
+		return cfg_error(x, "usage: %s NAME", w[0]);
 	l = strlen(v);
 	if (l > CFG_MAX_USER || v[0] == '-' ||
 	    strspn(v, "abcdefghijklmnopqrstuvwxyz"
 		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != l)
 		return cfg_error(x, "bad user name '%s'", v);
-	strcpy(x->c->user, v);
+	strcpy(session ? x->c->session_user : x->c->user, v);
 	return 0;
 }
 
@@ -629,7 +633,7 @@ static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 		return d_tsource(x, w, n);
 	if (strcmp(d, "control") == 0)
 		return d_control(x, w, n);
-	if (strcmp(d, "user") == 0)
+	if (strcmp(d, "user") == 0 || strcmp(d, "session-user") == 0)
 		return d_user(x, w, n);
 	if (strcmp(d, "close-on-target-fin") == 0)
 		return d_target_fin(x, w, n);
@@ -660,6 +664,11 @@ static int cfg_finish(struct cfg_ctx *x)
 	if (c->snat == CFG_SNAT_ADDRESS && c->snat4.ss_family == 0 &&
 	    c->snat6.ss_family == 0)
 		return cfg_error(x, "snat address missing");
+	if (strcmp(c->user, c->session_user) == 0)
+		return cfg_error(x,
+				 "session-user %s is also the kernel "
+				 "agent's user: name another account",
+				 c->session_user);
 	return 0;
 }
 

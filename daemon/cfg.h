@@ -69,6 +69,9 @@ struct cfg {
 	/* `user NAME`: the account to run as once listeners, files and
 	 * netlink sockets are open (priv.c); "" to stay as started. */
 	char user[CFG_MAX_USER + 1];
+	/* `session-user NAME`: the account of the session process, which
+	 * parses the network and holds no capability (docs/privsep.md). */
+	char session_user[CFG_MAX_USER + 1];
 	/* conntrack tracking */
 	bool close_on_target_fin;
 	bool close_on_flow_end[256]; /* per PTCL */

@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "assoc.h"
+#include "kagent.h"
 #include "auth.h"
 #include "ctl.h"
 #include "ctl_req.h"
@@ -110,8 +111,8 @@ static void answer_list(struct srv *srv, struct ctl_conn *c, bool json)
 	bool first = true;
 
 	/* Fresh counters: one conntrack dump. */
-	if (srv->assocs)
-		assoc_table_refresh(srv->assocs);
+	if (srv->kagent)
+		kagent_refresh(srv->kagent);
 	if (json)
 		ctl_printf(c, "{\"sessions\": [");
 	else
@@ -199,15 +200,18 @@ static void stats_abuse(struct srv *srv, struct ctl_conn *c, bool json)
 static void answer_stats(struct srv *srv, struct ctl_conn *c, bool json)
 {
 	const struct srv_stats *ss = &srv->stats;
-	static const struct assoc_stats none;
-	const struct assoc_stats *as =
-		srv->assocs ? assoc_table_stats(srv->assocs) : &none;
+	static struct assoc_stats st;
+	const struct assoc_stats *as = &st;
 	struct assoc_audit au;
-	size_t n = srv->assocs ? assoc_table_count(srv->assocs) : 0;
+	uint64_t count = 0;
 
+	/* From the kernel agent: its counters and its record against the
+	 * kernel's sets. */
+	memset(&st, 0, sizeof(st));
 	memset(&au, 0, sizeof(au));
-	if (srv->assocs)
-		assoc_table_audit(srv->assocs, &au);
+	if (srv->kagent && kagent_stats(srv->kagent, &count, &st, &au) < 0)
+		memset(&st, 0, sizeof(st));
+	size_t n = (size_t)count;
 	if (!json) {
 		ctl_printf(c,
 			   "sessions: %llu total, %u active; connect %llu "
@@ -333,8 +337,8 @@ static void answer_stats(struct srv *srv, struct ctl_conn *c, bool json)
 
 static void answer_close(struct srv *srv, struct ctl_conn *c, uint32_t id)
 {
-	if (srv->assocs == NULL ||
-	    assoc_terminate_id(srv->assocs, id, ASSOC_END_OPERATOR) < 0) {
+	if (srv->kagent == NULL ||
+	    kagent_terminate_id(srv->kagent, id, ASSOC_END_OPERATOR) != 0) {
 		ctl_printf(c, "error: no live association %lu\n",
 			   (unsigned long)id);
 		return;

@@ -1,7 +1,9 @@
 /*
  * socksgated: SOCKS5 gateway daemon (RFC 1928, RFC 1929, TRANSPARENT).
- * main parses options, loads the configuration, and runs srv; it also
- * hands srv the gateway's own addresses (rtnl/selfaddr on the loop).
+ * main parses options and loads the configuration, then becomes the
+ * supervisor (sup.c), which starts the kernel agent (agent.c) and the
+ * session process (session_main below: srv, with the gateway's own
+ * addresses from rtnl/selfaddr on its loop).  docs/privsep.md.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +18,7 @@
 
 #include "auth.h"
 #include "cfg.h"
-#include "ct_probe.h"
+#include "agent.h"
 #include "log.h"
 #include "ctl.h"
 #include "ctl_cmd.h"
@@ -25,6 +27,7 @@
 #include "sess.h"
 #include "priv.h"
 #include "srv.h"
+#include "sup.h"
 
 /* After a failed dump of the local routing table, the next try. */
 #define SELF_RETRY_SECS 1.0
@@ -38,31 +41,6 @@ struct self_watch {
 	ev_io io;
 	ev_timer retry;
 };
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: socksgated [-fnd] [-c FILE]\n"
-		"  -c FILE  configuration file (default " CFG_DEFAULT_PATH ")\n"
-		"  -f       stay in the foreground, log to stderr\n"
-		"  -n       check the configuration and exit 0 or 1\n"
-		"  -d       debug logging (overrides log-level)\n"
-		"  -V       print the version\n");
-}
-
-/* Warns about each enabled PTCL the kernel cannot relay (refused X'09'). */
-static void warn_unrelayable(const struct cfg *c)
-{
-	for (int p = 1; p < 256; p++) {
-		const char *why = c->ptcl_enabled[p]
-					  ? ct_relay_unsupported((uint8_t)p)
-					  : NULL;
-		if (why)
-			log_warnx("transparent-protocols: PTCL %d is refused "
-				  "(X'09'): %s",
-				  p, why);
-	}
-}
 
 static bool self_match(const void *ctx, const struct sockaddr *a)
 {
@@ -167,42 +145,86 @@ static void self_stop(struct self_watch *w)
 	w->sa = NULL;
 }
 
-/* `user NAME`: everything that needs root is open; keep CAP_NET_ADMIN
- * only.  Returns 0, or -1 after logging why (the daemon must not run on
- * with more privileges than the configuration says). */
-static int drop_privileges(struct srv *srv, const struct priv_user *u)
+static void usage(FILE *f)
 {
-	char err[256];
+	fprintf(f,
+		"usage: socksgated [-fnd] [-c FILE]\n"
+		"  -c FILE  configuration file (default " CFG_DEFAULT_PATH ")\n"
+		"  -f       stay in the foreground, log to stderr\n"
+		"  -n       check the configuration and exit 0 or 1\n"
+		"  -d       debug logging (overrides log-level)\n"
+		"  -a FD    run the kernel agent alone, serving the session\n"
+		"           channel FD (a SOCK_SEQPACKET socket; for tests)\n"
+		"  -V       print the version\n");
+}
 
-	if (!u->switch_needed) {
-		log_info("running as user %s already", u->name);
-		return 0;
+struct session_arg {
+	const char *path;
+	bool debug;
+	struct priv_user user; /* session-user */
+};
+
+/* The session process: forked by the supervisor, still root.  Opens what
+ * needs privileges, becomes session-user with no capability, serves. */
+static int session_main(void *argp, struct cfg *cfg, int agent_fd)
+{
+	static struct srv srv; /* large; one per process */
+	struct session_arg *arg = argp;
+	struct self_watch self = {.sa = NULL};
+	struct ev_loop *loop;
+	char err[512];
+	int status = SUP_SESSION_START_FAILED;
+
+	srv.cfg = *cfg;
+	snprintf(srv.cfg_path, sizeof(srv.cfg_path), "%s", arg->path);
+	srv.debug = arg->debug;
+	srv.ctl_handler = ctl_cmd_answer;
+	loop = ev_default_loop(EVBACKEND_EPOLL);
+	if (loop == NULL) {
+		log_error("cannot initialise libev with epoll");
+		return status;
 	}
-	if (ctl_chown(srv->ctl, u->uid, u->gid) < 0)
-		log_warn("control %s: chown to %s", srv->cfg.control_path,
-			 u->name);
-	if (priv_drop(u, err, sizeof(err)) < 0) {
+	if (srv_open(&srv, loop) < 0)
+		goto out;
+	if (ctl_chown(srv.ctl, arg->user.uid, arg->user.gid) < 0)
+		log_warn("control %s: chown to %s", srv.cfg.control_path,
+			 arg->user.name);
+	/* Before any thread starts (password workers): they would keep
+	 * their capabilities. */
+	if (priv_drop_all(&arg->user, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		return -1;
+		goto out;
 	}
-	log_info("running as user %s (uid %u gid %u) with CAP_NET_ADMIN only: "
-		 "a reload can no longer bind ports below 1024 nor read "
-		 "files %s may not read",
-		 u->name, (unsigned)u->uid, (unsigned)u->gid, u->name);
-	return 0;
+	if (priv_no_new_privs() < 0 || priv_no_dump() < 0)
+		log_warn("prctl");
+	if (srv_start(&srv, agent_fd) < 0 || self_start(&self, &srv) < 0)
+		goto out;
+	agent_fd = -1; /* srv_start took it */
+	log_info("session process: serving as %s (uid %u) with no capability",
+		 arg->user.name, (unsigned)arg->user.uid);
+	srv_run(&srv);
+	status = srv.status;
+out:
+	if (agent_fd >= 0 && srv.kagent == NULL)
+		close(agent_fd);
+	self_stop(&self);
+	srv_free(&srv);
+	ev_loop_destroy(loop);
+	return status;
 }
 
 int main(int argc, char **argv)
 {
-	static struct srv srv; /* large; one per process */
-	struct self_watch self = {.sa = NULL};
-	struct priv_user user = {.switch_needed = false};
+	static struct cfg cfg;
+	struct session_arg sarg = {.path = CFG_DEFAULT_PATH};
+	struct priv_user user;
 	const char *path = CFG_DEFAULT_PATH;
 	bool foreground = false, check = false, debug = false;
+	int agent_fd = -1;
 	char err[512];
 	int ch;
 
-	while ((ch = getopt(argc, argv, "c:fndVh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:fnda:Vh")) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -216,6 +238,16 @@ int main(int argc, char **argv)
 		case 'd':
 			debug = true;
 			break;
+		case 'a': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end != '\0' || v < 3 || v > 65535) {
+				usage(stderr);
+				return 1;
+			}
+			agent_fd = (int)v;
+			break;
+		}
 		case 'V':
 			printf("socksgated %s\n", SOCKSGATE_VERSION);
 			return 0;
@@ -232,53 +264,57 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_init(1, LOG_LVL_INFO, "socksgated");
-	if (cfg_load(path, &srv.cfg, err, sizeof(err)) < 0) {
+	if (cfg_load(path, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	if (srv.cfg.user[0] != '\0' &&
-	    priv_lookup(srv.cfg.user, &user, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s: %s\n", path, err);
-		return 1;
+	/* Both accounts must exist, and (but for -n) be reachable. */
+	if ((cfg.user[0] != '\0' &&
+	     priv_lookup(cfg.user, &user, err, sizeof(err)) < 0) ||
+	    priv_lookup(cfg.session_user, &sarg.user, err, sizeof(err)) < 0) {
+		if (!check || strstr(err, "no such user") ||
+		    strstr(err, "uid 0")) {
+			fprintf(stderr, "%s: %s\n", path, err);
+			return 1;
+		}
 	}
 	if (check) {
 		struct auth_db *db;
-		if (srv_load_users(&srv.cfg, &db) < 0)
+		if (srv_load_users(&cfg, &db) < 0)
 			return 1;
 		auth_free(db);
-		warn_unrelayable(&srv.cfg);
+		agent_warn_unrelayable(&cfg);
 		fwcheck_once();
-		cfg_free(&srv.cfg);
+		cfg_free(&cfg);
 		printf("%s: configuration OK\n", path);
 		return 0;
 	}
-	snprintf(srv.cfg_path, sizeof(srv.cfg_path), "%s", path);
-	srv.debug = debug;
-	srv.ctl_handler = ctl_cmd_answer;
 	log_init(foreground,
-		 debug ? LOG_LVL_DEBUG : (enum log_level)srv.cfg.log_level,
+		 debug ? LOG_LVL_DEBUG : (enum log_level)cfg.log_level,
 		 "socksgated");
+	if (agent_fd >= 0) {
+		struct agent_opts ao = {.cfg_path = path,
+					.cfg = &cfg,
+					.sup_fd = -1,
+					.session_fd = agent_fd,
+					.debug = debug};
+		return agent_main(&ao);
+	}
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
-	struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
-	if (loop == NULL)
-		fatalx("cannot initialise libev with epoll");
-	/* Before srv_init starts the crypt(3) thread, so that it has it too:
-	 * the daemon never needs to gain privileges by executing anything. */
+	/* Neither process, nor anything they might execute, can gain
+	 * privileges (setuid bits, file capabilities). */
 	if (priv_no_new_privs() < 0)
 		log_warn("prctl(PR_SET_NO_NEW_PRIVS)");
-	if (srv_init(&srv, loop) < 0 || self_start(&self, &srv) < 0 ||
-	    (user.name[0] && drop_privileges(&srv, &user) < 0)) {
-		self_stop(&self);
-		srv_free(&srv);
-		return 1;
-	}
-	log_info("socksgated %s started", SOCKSGATE_VERSION);
-	warn_unrelayable(&srv.cfg);
-	srv_run(&srv);
-	self_stop(&self);
-	srv_free(&srv);
-	ev_loop_destroy(loop);
+	sarg.path = path;
+	sarg.debug = debug;
+	struct sup_opts so = {.cfg_path = path,
+			      .cfg = &cfg,
+			      .debug = debug,
+			      .session_main = session_main,
+			      .session_arg = &sarg};
+	int rc = sup_run(&so);
+	cfg_free(&cfg);
 	log_info("socksgated stopped");
-	return 0;
+	return rc;
 }

@@ -79,15 +79,15 @@ static int caps_set(uint32_t keep)
 	return (int)syscall(SYS_capset, &h, d);
 }
 
-int priv_drop(const struct priv_user *u, char *err, size_t errlen)
+/* Becomes u with the capabilities in keep (a mask of the first 32). */
+static int priv_become(const struct priv_user *u, uint32_t keep, char *err,
+		       size_t errlen)
 {
 	struct __user_cap_data_struct d[2];
 	const char *step;
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
 
-	if (!u->switch_needed)
-		return 0;
 	step = "prctl(PR_SET_KEEPCAPS)";
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		goto fail;
@@ -95,7 +95,7 @@ int priv_drop(const struct priv_user *u, char *err, size_t errlen)
 	 * last one) leaves the bounding set, but the one kept. */
 	step = "prctl(PR_CAPBSET_DROP)";
 	for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
-		if (cap != CAP_NET_ADMIN &&
+		if ((cap >= 32 || !(keep & (1u << cap))) &&
 		    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
 			goto fail;
 	step = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)";
@@ -112,7 +112,7 @@ int priv_drop(const struct priv_user *u, char *err, size_t errlen)
 	if (setresuid(u->uid, u->uid, u->uid) < 0)
 		goto fail;
 	step = "capset";
-	if (caps_set(PRIV_KEEP) < 0)
+	if (caps_set(keep) < 0)
 		goto fail;
 	step = "prctl(PR_SET_KEEPCAPS, 0)";
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
@@ -127,12 +127,12 @@ int priv_drop(const struct priv_user *u, char *err, size_t errlen)
 			 "user %s: the uid/gid change did not hold", u->name);
 		return -1;
 	}
-	if (caps_get(d) < 0 || d[0].effective != PRIV_KEEP ||
-	    d[0].permitted != PRIV_KEEP || d[0].inheritable != 0 ||
+	if (caps_get(d) < 0 || d[0].effective != keep ||
+	    d[0].permitted != keep || d[0].inheritable != 0 ||
 	    d[1].effective != 0 || d[1].permitted != 0 ||
 	    d[1].inheritable != 0) {
 		snprintf(err, errlen,
-			 "user %s: capabilities other than CAP_NET_ADMIN "
+			 "user %s: capabilities other than the ones kept "
 			 "remain",
 			 u->name);
 		return -1;
@@ -142,4 +142,54 @@ fail:
 	snprintf(err, errlen, "user %s: %s: %s", u->name, step,
 		 strerror(errno));
 	return -1;
+}
+
+int priv_drop(const struct priv_user *u, char *err, size_t errlen)
+{
+	if (!u->switch_needed)
+		return priv_limit(PRIV_KEEP, err, errlen);
+	return priv_become(u, PRIV_KEEP, err, errlen);
+}
+
+int priv_drop_all(const struct priv_user *u, char *err, size_t errlen)
+{
+	if (!u->switch_needed) {
+		snprintf(err, errlen,
+			 "session-user %s: the process must start as root to "
+			 "become it",
+			 u->name);
+		return -1;
+	}
+	return priv_become(u, 0, err, errlen);
+}
+
+int priv_limit(uint32_t keep, char *err, size_t errlen)
+{
+	struct __user_cap_data_struct d[2];
+	const char *step = "prctl(PR_CAPBSET_DROP)";
+
+	for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
+		if ((cap >= 32 || !(keep & (1u << cap))) &&
+		    prctl(PR_CAPBSET_READ, cap) == 1 &&
+		    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			goto fail;
+	step = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)";
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 &&
+	    errno != EINVAL)
+		goto fail;
+	step = "capget";
+	if (caps_get(d) < 0)
+		goto fail;
+	step = "capset";
+	if (caps_set(keep & d[0].permitted) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "capabilities: %s: %s", step, strerror(errno));
+	return -1;
+}
+
+int priv_no_dump(void)
+{
+	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct priv_user {
@@ -42,5 +43,17 @@ int priv_no_new_privs(void);
  * follow the uid change (glibc) and keep no capability.  Returns 0, or -1
  * with err set; after -1 the process must exit: it may hold a mix. */
 int priv_drop(const struct priv_user *u, char *err, size_t errlen);
+/* The session process (`session-user`): becomes u with no capability at
+ * all (bounding set emptied); only from root.  0, or -1 with err set. */
+int priv_drop_all(const struct priv_user *u, char *err, size_t errlen);
+
+#define PRIV_CAP_NET_ADMIN (1u << 12)
+/* Keeps only the capabilities in keep (a mask of the first 32), without
+ * changing uid: bounding set, ambient set, then permitted and effective.
+ * 0, or -1 with err set. */
+int priv_limit(uint32_t keep, char *err, size_t errlen);
+/* PR_SET_DUMPABLE 0: no core dump, no ptrace by the same uid, /proc/PID
+ * owned by root.  0 or -1 with errno. */
+int priv_no_dump(void);
 
 #endif

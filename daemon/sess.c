@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "assoc.h"
+#include "kagent.h"
 #include "auth.h"
 #include "log.h"
 #include "pol.h"
@@ -70,7 +71,7 @@ void sess_get_info(const struct sess *s, struct sess_info *out)
 	sess_tcp_bytes(s, &out->bytes_up, &out->bytes_down);
 	if (s->assoc) {
 		out->has_assoc = true;
-		assoc_get_info(s->assoc, &out->assoc);
+		kagent_get_info(s->assoc, &out->assoc);
 	}
 }
 

@@ -88,7 +88,7 @@ struct sess {
 	bool in_handshake;	   /* counted as a handshake of src */
 	bool assoc_counted;	   /* counted as an association of src */
 	/* TRANSPARENT */
-	struct assoc *assoc;
+	struct kassoc *assoc; /* TRANSPARENT, through the agent */
 	uint32_t assoc_id; /* for the session's log line */
 	int assoc_reason;  /* enum assoc_end when SESS_END_ASSOC */
 };

@@ -13,7 +13,7 @@
 
 #include "addr.h"
 #include "assoc.h"
-#include "ct_probe.h"
+#include "kagent.h"
 #include "log.h"
 #include "sess_int.h"
 #include "sess_check.h"
@@ -39,6 +39,7 @@ static void tp_ready(void *arg, uint8_t rep, const struct sockaddr *bnd)
 	setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	s->assoc_id = kagent_id(s->assoc);
 	s->state = SESS_TRANSPARENT;
 	sess_settle(s);
 	sess_reply(s, S5_REP_SUCCEEDED, bnd);
@@ -106,13 +107,12 @@ static void tp_proceed(struct sess *s)
 	memcpy(&r.client, &s->peer, sizeof(s->peer));
 	r.user = in.user;
 	r.session_id = s->id;
-	s->assoc = assoc_open(s->srv->assocs, &r, &cbs, s, &rep);
+	s->assoc = kagent_open(s->srv->kagent, &r, &cbs, s, &rep);
 	if (s->assoc == NULL) {
 		sess_reply(s, rep, NULL);
 		return;
 	}
-	s->assoc_id = assoc_id(s->assoc);
-	/* tp_ready() answers once the kernel has the elements. */
+	/* tp_ready() answers once the kernel agent has the elements in. */
 }
 
 static void tp_resolved(void *arg, enum dns_result res,
@@ -182,7 +182,7 @@ void sess_transparent_start(struct sess *s)
 	ev_io_stop(srv->loop, &s->rd);
 	/* No nftables or conntrack here (logged once at start): "not
 	 * supported" lets a client tell "not here" from "failed". */
-	if (!assoc_table_available(srv->assocs)) {
+	if (!kagent_available(srv->kagent)) {
 		sess_reply(s, S5_REP_CMD_UNSUPPORTED, NULL);
 		return;
 	}
@@ -194,14 +194,8 @@ void sess_transparent_start(struct sess *s)
 		sess_reply(s, S5_REP_PTCL_UNSUPPORTED, NULL);
 		return;
 	}
-	/* Never grant what the kernel cannot relay (ct_probe.h). */
-	const char *why = ct_relay_unsupported(s->setup->req.ptcl);
-	if (why != NULL) {
-		log_info("session %llu: TRANSPARENT ptcl %u refused (0x09): %s",
-			 (unsigned long long)s->id, s->setup->req.ptcl, why);
-		sess_reply(s, S5_REP_PTCL_UNSUPPORTED, NULL);
-		return;
-	}
+	/* What the kernel cannot relay (ct_probe.h) the agent refuses
+	 * with X'09': probing needs its privilege. */
 	memset(&s->setup->tp_src, 0, sizeof(s->setup->tp_src));
 	memset(&s->setup->tp_dst, 0, sizeof(s->setup->tp_dst));
 	if (s->setup->req.src.atyp != S5_ATYP_DOMAIN)
@@ -236,7 +230,7 @@ void sess_transparent_stop(struct sess *s, enum sess_end why)
 		e = ASSOC_END_N1_CLOSED;
 		break;
 	}
-	assoc_close(s->assoc, e);
+	kagent_close(s->assoc, e);
 	s->assoc = NULL;
 }
 
@@ -244,10 +238,6 @@ void sess_transparent_recheck(struct srv *srv)
 {
 	uint32_t *ids = NULL;
 	size_t n = 0, cap = 0;
-	/* The kernel may have changed (nf_conntrack_checksum): probe each
-	 * PTCL in use once per reload. */
-	const char *unsupported[256] = {NULL};
-	bool probed[256] = {false};
 
 	/* Decide for all first: ending one frees its session. */
 	for (struct sess *s = srv->sessions; s; s = s->next) {
@@ -256,11 +246,7 @@ void sess_transparent_recheck(struct srv *srv)
 
 		if (s->state != SESS_TRANSPARENT || s->assoc == NULL)
 			continue;
-		assoc_get_info(s->assoc, &ai);
-		if (!probed[ai.proto]) {
-			unsupported[ai.proto] = ct_relay_unsupported(ai.proto);
-			probed[ai.proto] = true;
-		}
+		kagent_get_info(s->assoc, &ai);
 		struct tp_check_in in = {
 			.cfg = &srv->cfg,
 			.peer = &s->peer.sa,
@@ -271,7 +257,6 @@ void sess_transparent_recheck(struct srv *srv)
 			.dst_name = s->dst_name,
 			.user = s->authed ? s->user : NULL,
 			.self = &srv->self,
-			.ptcl_unsupported = unsupported[ai.proto],
 		};
 		if (sess_check_transparent(&in, &out) == S5_REP_SUCCEEDED)
 			continue;
@@ -282,6 +267,6 @@ void sess_transparent_recheck(struct srv *srv)
 		ids[n++] = ai.id;
 	}
 	for (size_t i = 0; i < n; i++)
-		assoc_terminate_id(srv->assocs, ids[i], ASSOC_END_POLICY);
+		kagent_terminate_id(srv->kagent, ids[i], ASSOC_END_POLICY);
 	free(ids);
 }

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "addr.h"
-#include "assoc.h"
+#include "kagent.h"
 #include "auth.h"
 #include "ctl.h"
 #include "dns.h"
@@ -261,10 +261,10 @@ static void srv_reload(struct srv *s)
 	log_set_level(s->debug ? LOG_LVL_DEBUG
 			       : (enum log_level)s->cfg.log_level);
 	srclimit_configure(s->limits, &s->cfg.limits);
-	if (s->assocs) {
-		assoc_table_reconfigure(s->assocs, &s->cfg);
+	/* The kernel agent reloads on its own (the supervisor signals
+	 * both); the rules are the session process's. */
+	if (s->kagent)
 		sess_transparent_recheck(s);
-	}
 	if (s->ctl == NULL || strcmp(ctl_path(s->ctl), s->cfg.control_path)) {
 		ctl_close(s->ctl);
 		s->ctl = ctl_open(s->loop, s->cfg.control_path, s->ctl_handler,
@@ -345,20 +345,49 @@ static int srv_limits_init(struct srv *s)
 	return 0;
 }
 
-int srv_init(struct srv *s, struct ev_loop *loop)
+int srv_open(struct srv *s, struct ev_loop *loop)
 {
-	char err[256];
-
 	s->loop = loop;
 	signal(SIGPIPE, SIG_IGN); /* splice(2) to a closed socket */
 	srv_raise_nofile();
+	if (srv_load_users(&s->cfg, &s->auth) < 0)
+		return -1;
+	ev_timer_init(&s->accept_retry, srv_accept_retry_cb, 0., 0.);
+	s->accept_retry.data = s;
+	/* Not accepting before srv_start: the listeners wait paused. */
+	s->accept_paused = true;
+	if (srv_listeners_apply(s, &s->cfg) < 0)
+		return -1;
+	s->ctl = ctl_open(s->loop, s->cfg.control_path, s->ctl_handler, s);
+	return 0;
+}
+
+/* The kernel agent is gone: no association can be kept honest. */
+static void srv_agent_lost(void *arg)
+{
+	struct srv *s = arg;
+
+	s->status = 1;
+	s->stopping = true;
+	ev_break(s->loop, EVBREAK_ALL);
+}
+
+int srv_start(struct srv *s, int agent_fd)
+{
+	struct ev_loop *loop = s->loop;
+	char err[256];
+
+	s->kagent = kagent_new(loop, agent_fd, srv_agent_lost, s);
+	if (s->kagent == NULL)
+		return -1;
+	if (!kagent_available(s->kagent))
+		log_warnx("TRANSPARENT unavailable (the kernel agent has no "
+			  "nftables or conntrack): answered X'07'");
 	s->dns = dns_new(loop, err, sizeof(err));
 	if (s->dns == NULL) {
 		log_error("resolver: %s", err);
 		return -1;
 	}
-	if (srv_load_users(&s->cfg, &s->auth) < 0)
-		return -1;
 	if (srv_limits_init(s) < 0) {
 		log_error("out of memory");
 		return -1;
@@ -375,18 +404,6 @@ int srv_init(struct srv *s, struct ev_loop *loop)
 	} else {
 		log_warnx("%s: password checks will run on the loop", err);
 	}
-	bool fatal;
-	s->assocs = assoc_table_new(loop, &s->cfg, &fatal);
-	if (s->assocs == NULL) {
-		if (!fatal)
-			log_error("out of memory");
-		return -1;
-	}
-	ev_timer_init(&s->accept_retry, srv_accept_retry_cb, 0., 0.);
-	s->accept_retry.data = s;
-	if (srv_listeners_apply(s, &s->cfg) < 0)
-		return -1;
-	s->ctl = ctl_open(s->loop, s->cfg.control_path, s->ctl_handler, s);
 	ev_signal_init(&s->sig_int, srv_signal_cb, SIGINT);
 	ev_signal_init(&s->sig_term, srv_signal_cb, SIGTERM);
 	ev_signal_init(&s->sig_hup, srv_signal_cb, SIGHUP);
@@ -394,6 +411,8 @@ int srv_init(struct srv *s, struct ev_loop *loop)
 	ev_signal_start(loop, &s->sig_int);
 	ev_signal_start(loop, &s->sig_term);
 	ev_signal_start(loop, &s->sig_hup);
+	s->accept_paused = false;
+	srv_listeners_set(s, true);
 	return 0;
 }
 
@@ -402,7 +421,6 @@ void srv_run(struct srv *s)
 	ev_run(s->loop, 0);
 	s->stopping = true;
 	srv_listeners_set(s, false);
-	assoc_table_shutdown(s->assocs);
 	while (s->sessions)
 		sess_end(s->sessions, SESS_END_SHUTDOWN);
 }
@@ -420,8 +438,8 @@ void srv_free(struct srv *s)
 	ev_signal_stop(s->loop, &s->sig_int);
 	ev_signal_stop(s->loop, &s->sig_term);
 	ev_signal_stop(s->loop, &s->sig_hup);
-	assoc_table_free(s->assocs);
-	s->assocs = NULL;
+	kagent_free(s->kagent);
+	s->kagent = NULL;
 	dns_free(s->dns);
 	s->dns = NULL;
 	if (s->authw) {

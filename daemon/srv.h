@@ -17,7 +17,7 @@ struct sess;
 struct auth_db;
 struct auth_worker;
 struct dns;
-struct assoc_table;
+struct kagent;
 struct ctl;
 struct ctl_conn;
 struct srclimit;
@@ -58,7 +58,8 @@ struct srv {
 	struct srv_stats stats;
 	struct srclimit *limits;    /* per-source limits and penalties */
 	ev_timer limits_sweep;	    /* their summaries and expiry */
-	struct assoc_table *assocs; /* TRANSPARENT; NULL if unavailable */
+	struct kagent *kagent;	    /* TRANSPARENT: the kernel agent */
+	int status;		    /* the session process's exit status */
 	struct ctl *ctl;	    /* control socket; NULL if it failed */
 	/* What the control socket answers (ctl_cmd_answer, set by main.c:
 	 * the module that reads the server is not the server's to name). */
@@ -71,9 +72,14 @@ struct srv {
 	uint8_t *udp_buf; /* UDP ASSOCIATE scratch buffer (one datagram) */
 };
 
-/* Sets up listeners, resolver, signals and back ends from s->cfg.
- * Returns 0, or -1 after logging why. */
-int srv_init(struct srv *s, struct ev_loop *loop);
+/* What needs privileges, before the session process drops them:
+ * listeners (any port), the users file, the control socket.  Returns 0,
+ * or -1 after logging why. */
+int srv_open(struct srv *s, struct ev_loop *loop);
+/* The rest, unprivileged: resolver, limits, password workers (threads:
+ * after the drop, so that none keeps a capability), the kernel agent's
+ * channel agent_fd (taken over), signals.  0, or -1 after logging why. */
+int srv_start(struct srv *s, int agent_fd);
 /* Runs the loop until SIGTERM/SIGINT, then ends every session. */
 void srv_run(struct srv *s);
 void srv_free(struct srv *s);

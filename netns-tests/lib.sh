@@ -126,6 +126,11 @@ wait_exit() {
 }
 # Daemon log: lines matching a grep pattern; waiting for one.
 log_count() { grep -c -- "$1" "$SG_LOG"; }
+# Privilege separation (docs/privsep.md): $DAEMON_PID is the supervisor;
+# the PIDs of the kernel agent and of the current session process, from
+# the log (the latest daemon's).
+sg_agent_pid() { sed -n 's/.*started: kernel agent \([0-9]*\),.*/\1/p' "$SG_LOG" | tail -1; }
+sg_session_pid() { sed -n 's/.*agent: serving session process \([0-9]*\).*/\1/p' "$SG_LOG" | tail -1; }
 wait_log() { # pattern [seconds]
 	local _wl_pat=$1
 	wait_for "${2:-10}" 'grep -q -- "$_wl_pat" "$SG_LOG"'

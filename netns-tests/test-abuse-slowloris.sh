@@ -32,7 +32,7 @@ SG_PIDS+=($LORIS)
 wait_for 60 '[ -e "$SG_TMP/loris.ready" ] || ! kill -0 $LORIS 2>/dev/null'
 [ -e "$SG_TMP/loris.ready" ] || fail "the attack did not get going: $(cat "$SG_TMP/loris.json")"
 during=$(legit 20 0.5) || fail "probe: $during"
-cpu=$(awk '{print $14 + $15}' /proc/$DAEMON_PID/stat)
+cpu=$(awk '{print $14 + $15}' /proc/$(sg_session_pid)/stat)
 touch "$SG_TMP/loris.stop"
 wait_exit $LORIS 60 || fail "the attack did not stop"
 loris=$(cat "$SG_TMP/loris.json")

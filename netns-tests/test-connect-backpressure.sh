@@ -32,7 +32,7 @@ time.sleep(60)
 PY
 bg ip netns exec "$NS_T" $PY "$SG_TMP/flood.py"
 wait_listen "$NS_T" 7003
-rss0=$(awk '/VmRSS/ {print $2}' /proc/$DAEMON_PID/status)
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$(sg_session_pid)/status)
 inc $PY - <<PY &
 import os, socks, time
 s = socks.socksocket()
@@ -47,7 +47,7 @@ CP=$!
 SG_PIDS+=($CP)
 wait_for 60 '[ -e "$SG_TMP/sent" ]' || fail "the target did not report what it sent"
 sent=$(cat "$SG_TMP/sent")
-rss1=$(awk '/VmRSS/ {print $2}' /proc/$DAEMON_PID/status)
+rss1=$(awk '/VmRSS/ {print $2}' /proc/$(sg_session_pid)/status)
 wait_for 30 '[ -e "$SG_TMP/connected" ]' && kill -0 $CP 2>/dev/null || fail "the client did not hold its connection"
 touch "$SG_TMP/release"
 wait_exit $CP 30 || fail "the client did not finish"

@@ -11,7 +11,7 @@ sg_daemon
 # A control round trip: the daemon is past its start (some descriptors
 # come after it listens) and has closed the control connection.
 wait_for 10 'ing "$SG_CLIENT" stats --control "$SG_TMP/control.sock" >/dev/null 2>&1' || fail "control socket"
-fds0=$(ls /proc/$DAEMON_PID/fd | wc -l)
+fds0=$(ls /proc/$(sg_session_pid)/fd | wc -l)
 ctl_active() {
 	ing "$SG_CLIENT" stats --json --control "$SG_TMP/control.sock" |
 		$PY -c 'import json,sys; print(json.load(sys.stdin)["sessions"]["active"])'
@@ -34,7 +34,7 @@ done
 [ "$(ct_ours)" = 0 ] || fail "conntrack entries with our mark left"
 # Every session has ended once its association's elements are gone.
 [ "$(ctl_active)" = 0 ] || fail "$(ctl_active) sessions still active"
-fds1=$(ls /proc/$DAEMON_PID/fd | wc -l)
+fds1=$(ls /proc/$(sg_session_pid)/fd | wc -l)
 [ "$fds1" -le "$fds0" ] || fail "fd leak: $fds0 before, $fds1 after"
 pass "no element, conntrack entry or fd left ($fds0 fds before, $fds1 after)"
 grep -q "ERROR: AddressSanitizer" "$SG_LOG" && fail "sanitizer report in the daemon log"

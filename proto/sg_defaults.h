@@ -10,5 +10,11 @@
 #define SG_CONTROL_PATH "/run/socksgate/control.sock"
 #endif
 #define SG_SOCKS_PORT 1080
+/* The session process's account when `session-user` is not given: an
+ * account with no files of its own (a dedicated one is better:
+ * docs/privsep.md). */
+#ifndef SG_SESSION_USER
+#define SG_SESSION_USER "nobody"
+#endif
 
 #endif
