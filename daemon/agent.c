@@ -101,6 +101,7 @@ static void link_free(struct agent_link *l)
 /* --- output -------------------------------------------------------- */
 
 static void session_lost(struct agent *ag, const char *why);
+static void agent_reload(struct agent *ag, int fd);
 
 static void out_flush(struct agent *ag)
 {
@@ -235,21 +236,26 @@ static void do_open(struct agent *ag, const struct kmsg_open *m)
 		refuse(ag, "open", "tag already in use");
 		return; /* answering would confuse the live one */
 	}
+	/* What the session process should have refused itself. */
 	rep = kmsg_check_open(&ag->cfg, m, &why);
-	if (rep == S5_REP_SUCCEEDED) {
-		const char *u = ct_relay_unsupported(m->proto);
-		if (u) {
-			rep = S5_REP_PTCL_UNSUPPORTED;
-			why = u;
-		}
-	}
-	if (rep == S5_REP_SUCCEEDED && ag->nlinks >= ag->cfg.max_associations) {
-		rep = S5_REP_GENERAL;
-		why = "max-associations reached";
-	}
 	if (rep != S5_REP_SUCCEEDED) {
 		refuse(ag, "open", why);
 		send_ready(ag, m->tag, 0, rep, NULL);
+		return;
+	}
+	/* What it cannot know: the kernel's abilities, the table's size. */
+	why = ct_relay_unsupported(m->proto);
+	if (why != NULL) {
+		log_info("agent: session %llu: TRANSPARENT ptcl %u refused "
+			 "(0x09): %s",
+			 (unsigned long long)m->session_id, m->proto, why);
+		send_ready(ag, m->tag, 0, S5_REP_PTCL_UNSUPPORTED, NULL);
+		return;
+	}
+	if (ag->nlinks >= ag->cfg.max_associations) {
+		log_limited(LOG_LVL_WARN, "max-associations (%u) reached",
+			    ag->cfg.max_associations);
+		send_ready(ag, m->tag, 0, S5_REP_GENERAL, NULL);
 		return;
 	}
 	memset(&r, 0, sizeof(r));
@@ -406,7 +412,7 @@ static void sess_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	for (int i = 0; i < AGENT_READ_BURST && ag->sess_fd >= 0; i++) {
 		const char *why;
-		ssize_t n = kmsg_recv(ag->sess_fd, u.b, sizeof(u.b), NULL);
+		ssize_t n = kmsg_recv(ag->sess_fd, u.b, sizeof(u.b), NULL, 0);
 		if (n < 0) {
 			if (errno != EAGAIN)
 				session_lost(ag, strerror(errno));
@@ -464,7 +470,7 @@ static void sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 	} u;
 	const char *why;
 	int fd;
-	ssize_t n = kmsg_recv(ag->sup_fd, u.b, sizeof(u.b), &fd);
+	ssize_t n = kmsg_recv(ag->sup_fd, u.b, sizeof(u.b), &fd, 1);
 
 	(void)revents;
 	if (n < 0 && errno == EAGAIN)
@@ -476,10 +482,16 @@ static void sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
-	if (kmsg_check(u.b, (size_t)n, 'P', &why) != KMSG_SESSION || fd < 0) {
+	enum kmsg_type t = kmsg_check(u.b, (size_t)n, 'P', &why);
+	if (fd < 0 || (t != KMSG_SESSION && t != KMSG_RELOAD)) {
 		log_warnx("agent: unexpected message from the supervisor");
 		if (fd >= 0)
 			close(fd);
+		return;
+	}
+	if (t == KMSG_RELOAD) {
+		agent_reload(ag, fd);
+		close(fd);
 		return;
 	}
 	session_adopt(ag, fd, u.s.pid);
@@ -487,14 +499,17 @@ static void sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* --- reload and stop ------------------------------------------------ */
 
-static void agent_reload(struct agent *ag)
+/* fd: the configuration as the supervisor opened it, or -1 (a SIGHUP sent
+ * to the agent itself: the file is opened here). */
+static void agent_reload(struct agent *ag, int fd)
 {
 	struct cfg next;
 	char err[512];
 	uint32_t *ids;
 	size_t n = 0;
 
-	if (cfg_load(ag->cfg_path, &next, err, sizeof(err)) < 0) {
+	if ((fd >= 0 ? cfg_load_fd(fd, ag->cfg_path, &next, err, sizeof(err))
+		     : cfg_load(ag->cfg_path, &next, err, sizeof(err))) < 0) {
 		log_error("agent: %s; keeping the running configuration", err);
 		return;
 	}
@@ -539,7 +554,7 @@ static void agent_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 	(void)revents;
 	if (w->signum == SIGHUP) {
-		agent_reload(ag);
+		agent_reload(ag, -1);
 		return;
 	}
 	ev_break(loop, EVBREAK_ALL);

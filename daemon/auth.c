@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -128,39 +129,58 @@ fail:
 	return NULL;
 }
 
-struct auth_db *auth_load(const char *path, char *err, size_t errlen)
+struct auth_db *auth_load_fd(int fd, const char *name, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
 	char *buf = NULL;
-	size_t cap = 0, len = 0, got;
+	size_t cap = 0, len = 0;
+	ssize_t got;
 	struct auth_db *db;
 
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
 	do {
 		if (cap - len < 4096) {
 			char *nb;
 			if (cap > 16 * 1024 * 1024 ||
 			    (nb = realloc(buf, cap + 65536)) == NULL) {
-				snprintf(err, errlen, "%s: too large", path);
+				snprintf(err, errlen, "%s: too large", name);
+				if (buf)
+					explicit_bzero(buf, len);
 				free(buf);
-				fclose(f);
 				return NULL;
 			}
 			buf = nb;
 			cap += 65536;
 		}
-		got = fread(buf + len, 1, cap - len, f);
-		len += got;
+		/* pread: the description may be shared. */
+		got = pread(fd, buf + len, cap - len, (off_t)len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			snprintf(err, errlen, "%s: %s", name, strerror(errno));
+			explicit_bzero(buf, len);
+			free(buf);
+			return NULL;
+		}
+		len += (size_t)got;
 	} while (got > 0);
-	fclose(f);
-	db = auth_parse_buf(buf ? buf : "", len, path, err, errlen);
+	db = auth_parse_buf(buf ? buf : "", len, name, err, errlen);
 	if (buf) {
 		explicit_bzero(buf, len);
 		free(buf);
 	}
+	return db;
+}
+
+struct auth_db *auth_load(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct auth_db *db;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	db = auth_load_fd(fd, path, err, errlen);
+	close(fd);
 	return db;
 }
 

@@ -13,6 +13,9 @@ struct auth_db;
 
 /* Returns a new database or NULL with err set. */
 struct auth_db *auth_load(const char *path, char *err, size_t errlen);
+/* The same from an open file (pread from offset 0; not closed). */
+struct auth_db *auth_load_fd(int fd, const char *name, char *err,
+			     size_t errlen);
 struct auth_db *auth_parse_buf(const char *buf, size_t len, const char *fname,
 			       char *err, size_t errlen);
 void auth_free(struct auth_db *db);

@@ -722,36 +722,45 @@ fail:
 	return -1;
 }
 
-int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
+int cfg_load_fd(int fd, const char *name, struct cfg *c, char *err,
+		size_t errlen)
 {
 	struct stat st;
 	char *buf = NULL;
 	ssize_t got;
 	size_t off = 0;
-	int fd, rc = -1;
+	int rc = -1;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > CFG_MAX_FILE) {
+		snprintf(err, errlen, "%s: not a regular file under 4 MiB",
+			 name);
+		return -1;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	/* pread: the description may be shared with another process. */
+	while (off < (size_t)st.st_size &&
+	       (got = pread(fd, buf + off, (size_t)st.st_size - off,
+			    (off_t)off)) > 0)
+		off += (size_t)got;
+	rc = cfg_parse_buf(buf, off, name, c, err, errlen);
+	free(buf);
+	return rc;
+}
+
+int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > CFG_MAX_FILE) {
-		snprintf(err, errlen, "%s: not a regular file under 4 MiB",
-			 path);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	while (off < (size_t)st.st_size &&
-	       (got = read(fd, buf + off, (size_t)st.st_size - off)) > 0)
-		off += (size_t)got;
-	rc = cfg_parse_buf(buf, off, path, c, err, errlen);
-out:
-	free(buf);
+	rc = cfg_load_fd(fd, path, c, err, errlen);
 	close(fd);
 	return rc;
 }

@@ -87,6 +87,10 @@ int cfg_parse_buf(const char *buf, size_t len, const char *fname, struct cfg *c,
 		  char *err, size_t errlen);
 /* Reads and parses path; -1 with err set on failure. */
 int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen);
+/* The same from an open file (read with pread from offset 0; not closed);
+ * name is for messages. */
+int cfg_load_fd(int fd, const char *name, struct cfg *c, char *err,
+		size_t errlen);
 /* Frees what cfg_parse_buf allocated. */
 void cfg_free(struct cfg *c);
 /* "tcp" -> 6 ...; -1 if unknown. Also accepts a number 1..255. */

@@ -153,7 +153,7 @@ static int read_one(struct kagent *k, union kagent_buf *u, enum kmsg_type *type,
 		    size_t *len)
 {
 	const char *why;
-	ssize_t n = kmsg_recv(k->fd, u->b, sizeof(u->b), NULL);
+	ssize_t n = kmsg_recv(k->fd, u->b, sizeof(u->b), NULL, 0);
 
 	if (n < 0 && errno == EAGAIN)
 		return 0;

@@ -69,6 +69,8 @@ static size_t kmsg_size(unsigned type)
 		return sizeof(struct kmsg_stats_reply);
 	case KMSG_SESSION:
 		return sizeof(struct kmsg_session);
+	case KMSG_RELOAD:
+		return sizeof(struct kmsg_reload);
 	case KMSG_AGENT_UP:
 		return sizeof(struct kmsg_agent_up);
 	default:
@@ -258,7 +260,13 @@ uint8_t kmsg_check_open(const struct cfg *c, const struct kmsg_open *m,
 		*why = "unusable DST.ADDR or DST.PORT";
 		return S5_REP_NOT_ALLOWED;
 	}
-	/* The destination forms no rule may allow (docs/security.md). */
+	/* The forms no rule may allow (docs/security.md), for S too. */
+	if (addr_dst_normalise((struct sockaddr *)&src, &norm, &emb) !=
+		    ADDR_DST_OK ||
+	    norm.ss_family != src.ss_family) {
+		*why = "S.ADDR of a form never relayed";
+		return S5_REP_NOT_ALLOWED;
+	}
 	if (addr_dst_normalise((struct sockaddr *)&dst, &norm, &emb) !=
 		    ADDR_DST_OK ||
 	    norm.ss_family != dst.ss_family) {
@@ -335,24 +343,29 @@ int kmsg_send(int fd, const void *msg, size_t len, int timeout_ms)
 	}
 }
 
-int kmsg_send_fd(int fd, const void *msg, size_t len, int passfd)
+int kmsg_send_fds(int fd, const void *msg, size_t len, const int *fds,
+		  size_t nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(KMSG_MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} c;
 	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
 	struct msghdr mh = {.msg_iov = &iov,
 			    .msg_iovlen = 1,
 			    .msg_control = c.buf,
-			    .msg_controllen = sizeof(c.buf)};
+			    .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 
+	if (nfds == 0 || nfds > KMSG_MAX_FDS) {
+		errno = EINVAL;
+		return -1;
+	}
 	memset(c.buf, 0, sizeof(c.buf));
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &passfd, sizeof(int));
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
 	for (;;) {
 		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		if (n == (ssize_t)len)
@@ -366,10 +379,10 @@ int kmsg_send_fd(int fd, const void *msg, size_t len, int passfd)
 	}
 }
 
-ssize_t kmsg_recv(int fd, void *buf, size_t cap, int *passfd)
+ssize_t kmsg_recv(int fd, void *buf, size_t cap, int *fds, size_t maxfds)
 {
 	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE(8 * sizeof(int))];
 		struct cmsghdr align;
 	} c;
 	struct iovec iov = {.iov_base = buf, .iov_len = cap};
@@ -378,9 +391,10 @@ ssize_t kmsg_recv(int fd, void *buf, size_t cap, int *passfd)
 			    .msg_control = c.buf,
 			    .msg_controllen = sizeof(c.buf)};
 	ssize_t n;
+	size_t got = 0;
 
-	if (passfd)
-		*passfd = -1;
+	for (size_t i = 0; fds && i < maxfds; i++)
+		fds[i] = -1;
 	do
 		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
@@ -394,8 +408,8 @@ ssize_t kmsg_recv(int fd, void *buf, size_t cap, int *passfd)
 		for (size_t i = 0; i < nfd; i++) {
 			int f;
 			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(f));
-			if (passfd && *passfd < 0)
-				*passfd = f;
+			if (fds && got < maxfds)
+				fds[got++] = f;
 			else
 				close(f);
 		}

@@ -47,6 +47,7 @@
 	X(KMSG_LIST_END, "list-end", 'A')   /* end of the LIST answer */       \
 	X(KMSG_STATS_REPLY, "stats-reply", 'A')                                \
 	X(KMSG_SESSION, "session", 'P')	  /* a new session channel (fd) */     \
+	X(KMSG_RELOAD, "reload", 'P')	  /* configuration (and users) fds */  \
 	X(KMSG_AGENT_UP, "agent-up", 'R') /* table claimed, privs dropped */
 
 #define KMSG_TYPE_ENUM(e, name, dir) e,
@@ -150,6 +151,17 @@ struct kmsg_session {
 	uint32_t generation;
 };
 
+/* Supervisor -> agent and session process, on SIGHUP once the
+ * supervisor parsed the configuration: the files travel as descriptors
+ * (SCM_RIGHTS: the configuration, then the users file if users_fd), opened
+ * by the supervisor, so that neither child needs the right to open them.
+ * Read with pread: the descriptions are shared. */
+struct kmsg_reload {
+	struct kmsg_hdr h;
+	uint8_t users_fd; /* a second descriptor: the users file */
+	uint8_t pad[7];
+};
+
 struct kmsg_agent_up {
 	struct kmsg_hdr h;
 	int32_t rc; /* 0 */
@@ -185,11 +197,15 @@ void kmsg_addr_to(const struct kmsg_addr *ka, struct sockaddr_storage *ss);
 /* Sends one message (blocking up to timeout_ms when the socket is
  * full; -1 waits forever).  0, or -1 with errno (EAGAIN on timeout). */
 int kmsg_send(int fd, const void *msg, size_t len, int timeout_ms);
-/* Sends one message with a descriptor attached (SCM_RIGHTS). */
-int kmsg_send_fd(int fd, const void *msg, size_t len, int passfd);
-/* Receives one message into buf (KMSG_MAX + 1 bytes); *passfd gets a
- * descriptor if one came (else -1; NULL: any is closed).  Returns the
- * length, 0 on end of file, -1 with errno. */
-ssize_t kmsg_recv(int fd, void *buf, size_t cap, int *passfd);
+/* Sends one message with up to KMSG_MAX_FDS descriptors attached
+ * (SCM_RIGHTS); blocking.  0, or -1 with errno. */
+#define KMSG_MAX_FDS 2
+int kmsg_send_fds(int fd, const void *msg, size_t len, const int *fds,
+		  size_t nfds);
+/* Receives one message into buf (KMSG_MAX + 1 bytes).  Descriptors that
+ * came with it fill fds[0..maxfds) (the rest -1; any beyond maxfds are
+ * closed; fds NULL: all closed).  Returns the length, 0 on end of file,
+ * -1 with errno. */
+ssize_t kmsg_recv(int fd, void *buf, size_t cap, int *fds, size_t maxfds);
 
 #endif

@@ -166,7 +166,7 @@ struct session_arg {
 
 /* The session process: forked by the supervisor, still root.  Opens what
  * needs privileges, becomes session-user with no capability, serves. */
-static int session_main(void *argp, struct cfg *cfg, int agent_fd)
+static int session_main(void *argp, struct cfg *cfg, int agent_fd, int sup_fd)
 {
 	static struct srv srv; /* large; one per process */
 	struct session_arg *arg = argp;
@@ -174,6 +174,7 @@ static int session_main(void *argp, struct cfg *cfg, int agent_fd)
 	struct ev_loop *loop;
 	char err[512];
 	int status = SUP_SESSION_START_FAILED;
+	bool fds_taken = false;
 
 	srv.cfg = *cfg;
 	snprintf(srv.cfg_path, sizeof(srv.cfg_path), "%s", arg->path);
@@ -197,16 +198,19 @@ static int session_main(void *argp, struct cfg *cfg, int agent_fd)
 	}
 	if (priv_no_new_privs() < 0 || priv_no_dump() < 0)
 		log_warn("prctl");
-	if (srv_start(&srv, agent_fd) < 0 || self_start(&self, &srv) < 0)
+	fds_taken = true;
+	if (srv_start(&srv, agent_fd, sup_fd) < 0 ||
+	    self_start(&self, &srv) < 0)
 		goto out;
-	agent_fd = -1; /* srv_start took it */
 	log_info("session process: serving as %s (uid %u) with no capability",
 		 arg->user.name, (unsigned)arg->user.uid);
 	srv_run(&srv);
 	status = srv.status;
 out:
-	if (agent_fd >= 0 && srv.kagent == NULL)
+	if (!fds_taken) {
 		close(agent_fd);
+		close(sup_fd);
+	}
 	self_stop(&self);
 	srv_free(&srv);
 	ev_loop_destroy(loop);
@@ -303,9 +307,12 @@ int main(int argc, char **argv)
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
 	/* Neither process, nor anything they might execute, can gain
-	 * privileges (setuid bits, file capabilities). */
+	 * privileges (setuid bits, file capabilities); the supervisor keeps
+	 * only what it needs to start them (docs/privsep.md). */
 	if (priv_no_new_privs() < 0)
 		log_warn("prctl(PR_SET_NO_NEW_PRIVS)");
+	if (priv_limit(SUP_CAPS, err, sizeof(err)) < 0)
+		log_warnx("%s", err);
 	sarg.path = path;
 	sarg.debug = debug;
 	struct sup_opts so = {.cfg_path = path,

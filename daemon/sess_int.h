@@ -89,8 +89,8 @@ struct sess {
 	bool assoc_counted;	   /* counted as an association of src */
 	/* TRANSPARENT */
 	struct kassoc *assoc; /* TRANSPARENT, through the agent */
-	uint32_t assoc_id; /* for the session's log line */
-	int assoc_reason;  /* enum assoc_end when SESS_END_ASSOC */
+	uint32_t assoc_id;    /* for the session's log line */
+	int assoc_reason;     /* enum assoc_end when SESS_END_ASSOC */
 };
 
 /* Sends a reply (REP and BND) and, unless rep is success, closes the

@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "kagent.h"
+#include "kmsg.h"
 #include "auth.h"
 #include "ctl.h"
 #include "dns.h"
@@ -231,18 +232,32 @@ int srv_load_users(const struct cfg *c, struct auth_db **out)
 	return 0;
 }
 
-static void srv_reload(struct srv *s)
+/* From the files the supervisor opened (cfg_fd, users_fd), or with
+ * cfg_fd -1 (a SIGHUP sent to the session process itself) from their
+ * paths, as far as session-user may read them. */
+static void srv_reload(struct srv *s, int cfg_fd, int users_fd)
 {
 	struct cfg next;
-	struct auth_db *auth;
+	struct auth_db *auth = NULL;
 	char err[512];
 
-	log_info("SIGHUP: reloading %s", s->cfg_path);
-	if (cfg_load(s->cfg_path, &next, err, sizeof(err)) < 0) {
+	log_info("reloading %s", s->cfg_path);
+	if ((cfg_fd >= 0
+		     ? cfg_load_fd(cfg_fd, s->cfg_path, &next, err, sizeof(err))
+		     : cfg_load(s->cfg_path, &next, err, sizeof(err))) < 0) {
 		log_error("%s; keeping the running configuration", err);
 		return;
 	}
-	if (srv_load_users(&next, &auth) < 0) {
+	if (cfg_fd >= 0 && next.users_file[0] != '\0') {
+		if (users_fd < 0 ||
+		    (auth = auth_load_fd(users_fd, next.users_file, err,
+					 sizeof(err))) == NULL) {
+			log_error("%s; keeping the running configuration",
+				  users_fd < 0 ? "no users file" : err);
+			cfg_free(&next);
+			return;
+		}
+	} else if (cfg_fd < 0 && srv_load_users(&next, &auth) < 0) {
 		log_error("keeping the running configuration");
 		cfg_free(&next);
 		return;
@@ -280,7 +295,7 @@ static void srv_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 	(void)revents;
 	if (w->signum == SIGHUP) {
-		srv_reload(s);
+		srv_reload(s, -1, -1);
 		return;
 	}
 	log_info("signal %d: shutting down", w->signum);
@@ -372,10 +387,47 @@ static void srv_agent_lost(void *arg)
 	ev_break(s->loop, EVBREAK_ALL);
 }
 
-int srv_start(struct srv *s, int agent_fd)
+/* The supervisor's messages: reloads; its end is ours. */
+static void srv_sup_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct srv *s = w->data;
+	union {
+		unsigned char b[KMSG_MAX + 1];
+		struct kmsg_reload r;
+	} u;
+	int fds[2];
+	const char *why;
+	ssize_t n = kmsg_recv(s->sup_fd, u.b, sizeof(u.b), fds, 2);
+
+	(void)revents;
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n > 0 && kmsg_check(u.b, (size_t)n, 'P', &why) == KMSG_RELOAD &&
+	    fds[0] >= 0) {
+		srv_reload(s, fds[0], u.r.users_fd ? fds[1] : -1);
+	} else if (n <= 0) {
+		log_error("the supervisor is gone: stopping");
+		s->status = 1;
+		ev_break(loop, EVBREAK_ALL);
+	} else {
+		log_warnx("unexpected message from the supervisor");
+	}
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+int srv_start(struct srv *s, int agent_fd, int sup_fd)
 {
 	struct ev_loop *loop = s->loop;
 	char err[256];
+
+	s->sup_fd = sup_fd;
+	if (sup_fd >= 0) {
+		ev_io_init(&s->sup_io, srv_sup_cb, sup_fd, EV_READ);
+		s->sup_io.data = s;
+		ev_io_start(loop, &s->sup_io);
+	}
 
 	s->kagent = kagent_new(loop, agent_fd, srv_agent_lost, s);
 	if (s->kagent == NULL)
@@ -440,6 +492,11 @@ void srv_free(struct srv *s)
 	ev_signal_stop(s->loop, &s->sig_hup);
 	kagent_free(s->kagent);
 	s->kagent = NULL;
+	if (s->sup_fd > 0) {
+		ev_io_stop(s->loop, &s->sup_io);
+		close(s->sup_fd);
+		s->sup_fd = -1;
+	}
 	dns_free(s->dns);
 	s->dns = NULL;
 	if (s->authw) {

@@ -56,11 +56,13 @@ struct srv {
 	unsigned nsessions;
 	uint64_t next_id;
 	struct srv_stats stats;
-	struct srclimit *limits;    /* per-source limits and penalties */
-	ev_timer limits_sweep;	    /* their summaries and expiry */
-	struct kagent *kagent;	    /* TRANSPARENT: the kernel agent */
-	int status;		    /* the session process's exit status */
-	struct ctl *ctl;	    /* control socket; NULL if it failed */
+	struct srclimit *limits; /* per-source limits and penalties */
+	ev_timer limits_sweep;	 /* their summaries and expiry */
+	struct kagent *kagent;	 /* TRANSPARENT: the kernel agent */
+	int sup_fd;		 /* the supervisor's channel: reloads */
+	ev_io sup_io;
+	int status;	 /* the session process's exit status */
+	struct ctl *ctl; /* control socket; NULL if it failed */
 	/* What the control socket answers (ctl_cmd_answer, set by main.c:
 	 * the module that reads the server is not the server's to name). */
 	void (*ctl_handler)(void *srv, const char *line, struct ctl_conn *c);
@@ -79,7 +81,7 @@ int srv_open(struct srv *s, struct ev_loop *loop);
 /* The rest, unprivileged: resolver, limits, password workers (threads:
  * after the drop, so that none keeps a capability), the kernel agent's
  * channel agent_fd (taken over), signals.  0, or -1 after logging why. */
-int srv_start(struct srv *s, int agent_fd);
+int srv_start(struct srv *s, int agent_fd, int sup_fd);
 /* Runs the loop until SIGTERM/SIGINT, then ends every session. */
 void srv_run(struct srv *s);
 void srv_free(struct srv *s);

@@ -7,6 +7,7 @@
 #include "sup.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "ct.h"
+#include "fw_build.h"
 #include "kmsg.h"
 #include "log.h"
 
@@ -37,6 +40,7 @@ struct sup {
 	sigset_t oldmask;
 	int sfd;
 	int agent_fd;
+	int session_fd; /* the supervisor's channel to the session */
 	pid_t agent, session;
 	uint32_t generation;
 	double session_started;
@@ -124,11 +128,17 @@ static int spawn_session(struct sup *s)
 {
 	struct kmsg_session m;
 	pid_t parent = getpid();
-	int sv[2];
+	int sv[2], cv[2];
 
 	s->respawn_at = 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_warn("socketpair");
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cv) < 0) {
+		log_warn("socketpair");
+		close(sv[0]);
+		close(sv[1]);
 		return -1;
 	}
 	set_bufs(sv[0]);
@@ -139,22 +149,32 @@ static int spawn_session(struct sup *s)
 		log_warn("fork");
 		close(sv[0]);
 		close(sv[1]);
+		close(cv[0]);
+		close(cv[1]);
 		return -1;
 	}
 	if (s->session == 0) {
 		close(sv[0]);
+		close(cv[0]);
 		close(s->agent_fd);
+		if (s->session_fd >= 0)
+			close(s->session_fd);
 		child_setup(s, parent);
-		exit(s->o->session_main(s->o->session_arg, &s->cfg, sv[1]));
+		exit(s->o->session_main(s->o->session_arg, &s->cfg, sv[1],
+					cv[1]));
 	}
 	close(sv[1]);
+	close(cv[1]);
+	if (s->session_fd >= 0)
+		close(s->session_fd);
+	s->session_fd = cv[0];
 	s->session_started = now();
 	s->generation++;
 	memset(&m, 0, sizeof(m));
 	kmsg_hdr_init(&m.h, KMSG_SESSION, sizeof(m));
 	m.pid = (int32_t)s->session;
 	m.generation = s->generation;
-	if (kmsg_send_fd(s->agent_fd, &m, sizeof(m), sv[0]) < 0)
+	if (kmsg_send_fds(s->agent_fd, &m, sizeof(m), &sv[0], 1) < 0)
 		log_warn("handing the session channel to the agent");
 	close(sv[0]);
 	return 0;
@@ -187,6 +207,28 @@ static void kill_wait(struct sup *s, pid_t *pid, int sig)
 	*pid = 0;
 }
 
+/* The agent died without its shutdown: the kernel dropped its table with
+ * its socket, but the flows' conntrack entries would go on being NATed
+ * until they time out.  The supervisor deletes them. */
+static void purge_flows(void)
+{
+	char err[256];
+	struct ct *ct = ct_open(err, sizeof(err));
+	int n;
+
+	if (ct == NULL) {
+		log_warnx("conntrack: %s: entries of the agent's flows stay "
+			  "until they time out",
+			  err);
+		return;
+	}
+	n = ct_purge_mark(ct, FW_MARK_TAG, FW_MARK_MASK);
+	if (n > 0)
+		log_info("deleted %d conntrack entries of the agent's flows",
+			 n);
+	ct_close(ct);
+}
+
 static void reap(struct sup *s)
 {
 	char buf[64];
@@ -203,6 +245,9 @@ static void reap(struct sup *s)
 				s->status = 1;
 				s->stopping = true;
 				kill_wait(s, &s->session, SIGTERM);
+				if (!WIFEXITED(st) ||
+				    WEXITSTATUS(st) != AGENT_EXIT_OWNED)
+					purge_flows();
 			}
 		} else if (pid == s->session) {
 			s->session = 0;
@@ -231,25 +276,54 @@ static void reap(struct sup *s)
 	}
 }
 
+/* SIGHUP: the supervisor opens and checks the files; the children get
+ * the open files (they may not have the right to open them). */
 static void reload(struct sup *s)
 {
+	struct kmsg_reload m;
 	struct cfg next;
 	char err[512];
+	int fds[2] = {-1, -1};
 
-	log_info("SIGHUP: checking %s", s->o->cfg_path);
-	if (cfg_load(s->o->cfg_path, &next, err, sizeof(err)) < 0) {
-		log_error("%s; keeping the running configuration", err);
+	log_info("SIGHUP: reloading %s", s->o->cfg_path);
+	fds[0] = open(s->o->cfg_path, O_RDONLY | O_CLOEXEC);
+	if (fds[0] < 0) {
+		log_error("%s: %s; keeping the running configuration",
+			  s->o->cfg_path, strerror(errno));
 		return;
+	}
+	if (cfg_load_fd(fds[0], s->o->cfg_path, &next, err, sizeof(err)) < 0) {
+		log_error("%s; keeping the running configuration", err);
+		close(fds[0]);
+		return;
+	}
+	if (next.users_file[0] != '\0') {
+		fds[1] = open(next.users_file, O_RDONLY | O_CLOEXEC);
+		if (fds[1] < 0) {
+			log_error("%s: %s; keeping the running configuration",
+				  next.users_file, strerror(errno));
+			cfg_free(&next);
+			close(fds[0]);
+			return;
+		}
 	}
 	/* A session process started later starts with this one. */
 	if (s->cfg_owned)
 		cfg_free(&s->cfg);
 	s->cfg = next;
 	s->cfg_owned = true;
-	if (s->agent > 0)
-		kill(s->agent, SIGHUP);
-	if (s->session > 0)
-		kill(s->session, SIGHUP);
+	memset(&m, 0, sizeof(m));
+	kmsg_hdr_init(&m.h, KMSG_RELOAD, sizeof(m));
+	if (s->agent > 0 &&
+	    kmsg_send_fds(s->agent_fd, &m, sizeof(m), fds, 1) < 0)
+		log_warn("reload: telling the agent");
+	m.users_fd = fds[1] >= 0;
+	if (s->session > 0 && kmsg_send_fds(s->session_fd, &m, sizeof(m), fds,
+					    fds[1] >= 0 ? 2 : 1) < 0)
+		log_warn("reload: telling the session process");
+	close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
 }
 
 static int on_signal(struct sup *s)
@@ -299,8 +373,8 @@ static int wait_agent_up(struct sup *s)
 		if (s->agent == 0 || s->stopping)
 			return -1;
 		if (p[0].revents) {
-			ssize_t n =
-				kmsg_recv(s->agent_fd, u.b, sizeof(u.b), NULL);
+			ssize_t n = kmsg_recv(s->agent_fd, u.b, sizeof(u.b),
+					      NULL, 0);
 			if (n < 0 && errno == EAGAIN)
 				continue;
 			if (n <= 0)
@@ -317,7 +391,11 @@ static int wait_agent_up(struct sup *s)
 
 int sup_run(const struct sup_opts *o)
 {
-	struct sup s = {.o = o, .cfg = *o->cfg, .status = 0, .agent_fd = -1};
+	struct sup s = {.o = o,
+			.cfg = *o->cfg,
+			.status = 0,
+			.agent_fd = -1,
+			.session_fd = -1};
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -364,7 +442,7 @@ int sup_run(const struct sup_opts *o)
 			s.agent_fd = -1;
 		} else if (p[1].revents) {
 			unsigned char b[KMSG_MAX + 1];
-			kmsg_recv(s.agent_fd, b, sizeof(b), NULL);
+			kmsg_recv(s.agent_fd, b, sizeof(b), NULL, 0);
 		}
 		if (s.respawn_at > 0 && !s.stopping && s.session == 0 &&
 		    s.agent > 0 && now() >= s.respawn_at)
@@ -372,6 +450,8 @@ int sup_run(const struct sup_opts *o)
 	}
 	if (s.agent_fd >= 0)
 		close(s.agent_fd);
+	if (s.session_fd >= 0)
+		close(s.session_fd);
 	close(s.sfd);
 	if (s.cfg_owned)
 		cfg_free(&s.cfg);

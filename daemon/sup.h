@@ -19,14 +19,28 @@
  * users file...): the supervisor stops rather than loop. */
 #define SUP_SESSION_START_FAILED 2
 
+/* What the supervisor keeps (the rest leaves the bounding set at start):
+ * CAP_NET_ADMIN for the agent (and the channels' buffer sizes), SETUID,
+ * SETGID and SETPCAP to make the children's accounts and capability
+ * sets, KILL to signal them, CHOWN for the control socket,
+ * NET_BIND_SERVICE for listeners below 1024, DAC_READ_SEARCH to read the
+ * configuration and users file whoever owns them. */
+#define SUP_CAPS                                                               \
+	((1u << 12) /* NET_ADMIN */ | (1u << 7) /* SETUID */ |                 \
+	 (1u << 6) /* SETGID */ | (1u << 8) /* SETPCAP */ |                    \
+	 (1u << 5) /* KILL */ | (1u << 0) /* CHOWN */ |                        \
+	 (1u << 10) /* NET_BIND_SERVICE */ | (1u << 2) /* DAC_READ_SEARCH */)
+
 struct sup_opts {
 	const char *cfg_path;
 	struct cfg *cfg; /* loaded and checked */
 	bool debug;
 	/* Runs the session process (forked, still root): opens what it
-	 * needs, drops privileges, serves until it ends.  Returns its exit
-	 * status. */
-	int (*session_main)(void *arg, struct cfg *cfg, int agent_fd);
+	 * needs, drops privileges, serves until it ends.  agent_fd: its
+	 * channel to the agent; sup_fd: the supervisor's (KMSG_RELOAD).
+	 * Returns its exit status. */
+	int (*session_main)(void *arg, struct cfg *cfg, int agent_fd,
+			    int sup_fd);
 	void *session_arg;
 };
 

@@ -131,6 +131,15 @@ log_count() { grep -c -- "$1" "$SG_LOG"; }
 # the log (the latest daemon's).
 sg_agent_pid() { sed -n 's/.*started: kernel agent \([0-9]*\),.*/\1/p' "$SG_LOG" | tail -1; }
 sg_session_pid() { sed -n 's/.*agent: serving session process \([0-9]*\).*/\1/p' "$SG_LOG" | tail -1; }
+# prlimit on the session process, as its own uid and gid (root needs
+# CAP_SYS_RESOURCE for another uid's process, which a container may lack).
+sg_prlimit() {
+	local pid ids
+	pid=$(sg_session_pid)
+	ids=$(awk '/^Uid:/ {u=$2} /^Gid:/ {g=$2} END {print u, g}' "/proc/$pid/status")
+	setpriv --reuid="${ids% *}" --regid="${ids#* }" --clear-groups \
+		prlimit --pid "$pid" "$@"
+}
 wait_log() { # pattern [seconds]
 	local _wl_pat=$1
 	wait_for "${2:-10}" 'grep -q -- "$_wl_pat" "$SG_LOG"'

@@ -34,8 +34,8 @@ read -r _ BA BPORT <"$SG_TMP/bind.out"
 [ -n "${BPORT:-}" ] || fail "no first BIND reply: $(cat "$SG_TMP/bind.out")"
 
 # No descriptor left: the soft limit below what the daemon has open.
-soft=$(prlimit --pid "$(sg_session_pid)" --nofile --output SOFT --noheadings)
-prlimit --pid "$(sg_session_pid)" --nofile=3: || fail "prlimit"
+soft=$(sg_prlimit --nofile --output SOFT --noheadings)
+sg_prlimit --nofile=3: || fail "prlimit"
 int_ $PY - <<PY >"$SG_TMP/target.out" 2>&1 &
 import socket
 s = socket.create_connection(("$BA", $BPORT), timeout=60)
@@ -56,7 +56,7 @@ fsleep 1
 cpu2=$(awk '{print $14 + $15}' /proc/$(sg_session_pid)/stat)
 t2=$(now_us)
 n1=$(log_count "BIND accept: pausing")
-prlimit --pid "$(sg_session_pid)" --nofile="$soft": || fail "prlimit (restore)"
+sg_prlimit --nofile="$soft": || fail "prlimit (restore)"
 dt=$(us_s $((t2 - t1)))
 rate=$(((cpu2 - cpu1) * 100000000 / hz / (t2 - t1)))
 [ $rate -lt 30 ] || fail "daemon spins on the BIND listener at EMFILE: $rate% of a CPU over $dt s"

@@ -109,7 +109,7 @@ pass "1000 malformed requests answered or closed; a good request still served"
 # The hog holds its connections until released.  CPU is sampled over a
 # measured second in which the daemon logged a pause (so it was at
 # EMFILE), as ticks per second.
-prlimit --pid "$(sg_session_pid)" --nofile=40:40 || fail "prlimit"
+sg_prlimit --nofile=40:40 || fail "prlimit"
 inc $PY - <<PY &
 import os, socket, time
 socks_ = []
@@ -140,7 +140,7 @@ rate=$(((cpu2 - cpu1) * 100000000 / hz / (t2 - t1)))
 [ $rate -lt 30 ] || fail "daemon spins at EMFILE: $rate% of a CPU over $(us_s $((t2 - t1))) s"
 touch "$SG_TMP/release"
 wait_exit $HOG 30 || fail "the connection hog did not finish"
-prlimit --pid "$(sg_session_pid)" --nofile=4096:4096 2>/dev/null ||
+sg_prlimit --nofile=4096:4096 2>/dev/null ||
 	log "prlimit cannot raise the limit again here: recovery is within 40 descriptors"
 wait_for 20 '[ "$(inc $PEER socks-raw $G4 1080 "05010001$(printf "%02x%02x%02x%02x" 198 18 1 2)1b58")" = 00 ]' ||
 	fail "no recovery after EMFILE"

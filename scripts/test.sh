@@ -2,7 +2,7 @@
 # The test command (README): installs the dependencies, builds with
 # ASan+UBSan and -Werror, runs the unit tests, a bounded fuzzing run, and
 # every end-to-end test in network namespaces.  Run as root on Debian 12.
-#   FUZZ_SECONDS=20   seconds per fuzz target, 8 targets (0 skips fuzzing)
+#   FUZZ_SECONDS=20   seconds per fuzz target, 9 targets (0 skips fuzzing)
 #   CROSS=1           unit tests of the aarch64, armhf, mipsel and s390x
 #                     (big-endian) builds under qemu-user (0 skips them)
 #   PACKAGE=1         build, install, check and purge the Debian packages
@@ -70,7 +70,7 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
 	# go to build-fuzz/corpus-*, the committed seeds (fuzz/corpus/) are
 	# only read.
 	for f in fuzz_s5 fuzz_s5_auth fuzz_s5_udp fuzz_transparent \
-		fuzz_addr_literal fuzz_ctl fuzz_cfg fuzz_users; do
+		fuzz_addr_literal fuzz_ctl fuzz_cfg fuzz_users fuzz_kmsg; do
 		mkdir -p "build-fuzz/corpus-$f"
 		./build-fuzz/fuzz/$f -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
 			"build-fuzz/corpus-$f" "fuzz/corpus/$f" 2>"build-fuzz/$f.log" ||
