@@ -523,27 +523,28 @@ static void agent_reload(struct agent *ag, int fd)
 	ids = calloc(ag->nlinks + 1, sizeof(*ids));
 	if (ids == NULL)
 		return;
-	const char *unsupported[256] = {NULL};
+	const char *why[256] = {NULL};
 	bool probed[256] = {false};
 	for (size_t b = 0; b < AGENT_BUCKETS; b++) {
 		for (struct agent_link *l = ag->hash[b]; l; l = l->next) {
 			if (!probed[l->proto]) {
-				unsupported[l->proto] =
-					ct_relay_unsupported(l->proto);
+				why[l->proto] =
+					!ag->cfg.ptcl_enabled[l->proto]
+						? "PTCL not enabled "
+						  "(transparent-protocols)"
+						: ct_relay_unsupported(
+							  l->proto);
 				probed[l->proto] = true;
 			}
-			if (ag->cfg.ptcl_enabled[l->proto] &&
-			    unsupported[l->proto] == NULL)
+			if (why[l->proto] == NULL)
 				continue;
+			log_info("agent: association %u no longer allowed: %s",
+				 assoc_id(l->a), why[l->proto]);
 			ids[n++] = assoc_id(l->a);
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		log_info("agent: association %u: its PTCL is no longer "
-			 "relayed",
-			 ids[i]);
+	for (size_t i = 0; i < n; i++)
 		assoc_terminate_id(ag->t, ids[i], ASSOC_END_POLICY);
-	}
 	free(ids);
 	log_info("agent: configuration reloaded");
 }

@@ -21,6 +21,18 @@
 
 #define PRIV_KEEP (1u << CAP_NET_ADMIN) /* CAP_NET_ADMIN is 12 */
 
+static int caps_get(struct __user_cap_data_struct d[2]);
+
+/* CAP_SETUID and CAP_SETGID effective (the unit's supervisor: not root). */
+static bool priv_can_setuid(void)
+{
+	struct __user_cap_data_struct d[2];
+
+	return caps_get(d) == 0 &&
+	       (d[0].effective & (1u << CAP_SETUID)) &&
+	       (d[0].effective & (1u << CAP_SETGID));
+}
+
 int priv_lookup(const char *name, struct priv_user *u, char *err, size_t errlen)
 {
 	struct passwd *pw;
@@ -45,12 +57,14 @@ int priv_lookup(const char *name, struct priv_user *u, char *err, size_t errlen)
 	strcpy(u->name, name);
 	u->uid = pw->pw_uid;
 	u->gid = pw->pw_gid;
-	if (geteuid() == 0)
+	if (getuid() == u->uid && geteuid() == u->uid)
+		u->switch_needed = false;
+	else if (geteuid() == 0 || priv_can_setuid())
 		u->switch_needed = true;
-	else if (getuid() != u->uid || geteuid() != u->uid) {
+	else {
 		snprintf(err, errlen,
-			 "user %s: running as uid %u, and only root can become "
-			 "another user",
+			 "user %s: running as uid %u without CAP_SETUID: cannot "
+			 "become another user",
 			 name, (unsigned)geteuid());
 		return -1;
 	}
@@ -155,8 +169,8 @@ int priv_drop_all(const struct priv_user *u, char *err, size_t errlen)
 {
 	if (!u->switch_needed) {
 		snprintf(err, errlen,
-			 "session-user %s: the process must start as root to "
-			 "become it",
+			 "session-user %s: the daemon already runs as it; the "
+			 "session process needs an account of its own",
 			 u->name);
 		return -1;
 	}

@@ -133,6 +133,52 @@ wait "$UDP_PID"
 grep -q "ERROR: AddressSanitizer\|runtime error\|LeakSanitizer" "$SG_LOG" && fail "sanitizer report"
 pass "SIGKILL of the agent: table gone, session process and supervisor (rc $rc) gone, no marked entry left"
 
+# --- the systemd unit's way -------------------------------------------
+# etc/socksgated.service starts it as a system user with the supervisor's
+# capabilities as ambient ones (setpriv plays systemd; `daemon` plays
+# socksgate): no `user` directive, the agent stays that user.
+mkdir -m 0700 "$SG_TMP/run2"
+chown daemon: "$SG_TMP/run2"
+CTL=$SG_TMP/run2/control.sock
+sg_config "rule allow from 198.18.0.0/24" "control $CTL" "session-user nobody"
+chown daemon "$SG_TMP/socksgated.conf"
+chmod 0711 "$SG_TMP"
+caps=net_admin,+setuid,+setgid,+setpcap,+kill,+chown
+cat >"$SG_TMP/as-unit.sh" <<SH
+#!/bin/sh
+exec setpriv --reuid=$daemon_uid --regid=$(id -g daemon) --init-groups \
+	--inh-caps=-all,+$caps --ambient-caps=-all,+$caps \
+	--bounding-set=-all,+$caps --no-new-privs "$SG_DAEMON" "\$@"
+SH
+chmod 0755 "$SG_TMP/as-unit.sh"
+: >"$SG_TMP/daemon.log"
+SG_DAEMON=$SG_TMP/as-unit.sh sg_daemon
+wait_log "session process: serving as nobody" 30 || fail "unit-like: no session process"
+AGENT=$(sg_agent_pid)
+SESS=$(sg_session_pid)
+[ "$(field $DAEMON_PID Uid)" = "$daemon_uid $daemon_uid $daemon_uid $daemon_uid" ] || fail "unit-like: supervisor Uid $(field $DAEMON_PID Uid)"
+[ "$(field $AGENT Uid)" = "$daemon_uid $daemon_uid $daemon_uid $daemon_uid" ] || fail "unit-like: agent Uid $(field $AGENT Uid)"
+for f in CapEff CapPrm CapBnd; do
+	[ "$(field $AGENT $f)" = 0000000000001000 ] || fail "unit-like: agent $f $(field $AGENT $f)"
+done
+[ "$(field $AGENT CapAmb)" = 0000000000000000 ] || fail "unit-like: agent CapAmb $(field $AGENT CapAmb)"
+[ "$(field $SESS Uid)" = "$nobody_uid $nobody_uid $nobody_uid $nobody_uid" ] || fail "unit-like: session Uid"
+for f in CapEff CapPrm CapBnd CapInh CapAmb; do
+	[ "$(field $SESS $f)" = 0000000000000000 ] || fail "unit-like: session $f $(field $SESS $f)"
+done
+tp_open udp "$(hp $C4 41003)" "$(hp $T4 7000)" || fail "unit-like: TRANSPARENT refused"
+inc $PEER udp-echo-check "$BND_ADDR" "$BND_PORT" --src "$(hp $C4 41003)" --count 5 ||
+	fail "unit-like: datagrams did not come back"
+out=$(ing "$SG_CLIENT" stats --control "$CTL") || fail "unit-like: stats: $out"
+kill "$TP_PID"
+wait "$TP_PID" 2>/dev/null
+kill -TERM "$DAEMON_PID"
+wait_exit "$DAEMON_PID" 30 || fail "unit-like: no exit within 30 s of SIGTERM"
+grep -q "socksgated stopped" "$SG_LOG" || fail "unit-like: no clean stop"
+wait_for 10 '[ -z "$(nft_table)" ]' || fail "unit-like: table left behind"
+grep -q "ERROR: AddressSanitizer\|runtime error\|LeakSanitizer" "$SG_LOG" && fail "sanitizer report"
+pass "the unit's way (user daemon, ambient capabilities): agent daemon with CAP_NET_ADMIN only, session nobody with none; TRANSPARENT, stats, clean stop"
+
 # --- the agent against forged messages --------------------------------
 sg_config "relay-ports 31000-31009" "max-associations 3" "close-on-target-fin no"
 out=$(ing $PY "$SG_ROOT/netns-tests/tools/kagent.py" "$SG_DAEMON" "$SG_TMP/socksgated.conf" \

@@ -19,6 +19,7 @@ for p in "${PKGS[@]}"; do
 		fail "$p is already installed: not touching this machine's packages"
 done
 user_before=$(getent passwd socksgate)
+sess_before=$(getent passwd socksgate-session)
 
 TMP=$(mktemp -d /tmp/sg-package.XXXXXX)
 POLICY=/usr/sbin/policy-rc.d
@@ -32,6 +33,10 @@ cleanup() {
 	if [ -z "$user_before" ] && getent passwd socksgate >/dev/null; then
 		echo "test-package: purge left the socksgate user: removing it"
 		deluser --system --quiet socksgate
+	fi
+	if [ -z "$sess_before" ] && getent passwd socksgate-session >/dev/null; then
+		echo "test-package: purge left the socksgate-session user: removing it"
+		deluser --system --quiet socksgate-session
 	fi
 	rm -rf "$TMP"
 }
@@ -80,14 +85,16 @@ done
 socksgate --help >/dev/null 2>&1 || socksgate -h >/dev/null 2>&1 || fail "socksgate does not run"
 ok "socksgate: command and man page"
 
-# The system user.
-u=$(getent passwd socksgate) || fail "no socksgate user"
-case $u in
-*:/usr/sbin/nologin | *:/bin/false) ;;
-*) fail "socksgate user has a login shell: $u" ;;
-esac
-[ "$(echo "$u" | cut -d: -f3)" -lt 1000 ] || fail "socksgate is not a system user: $u"
-ok "user: $u"
+# The system users: the agent's and the session process's.
+for name in socksgate socksgate-session; do
+	u=$(getent passwd $name) || fail "no $name user"
+	case $u in
+	*:/usr/sbin/nologin | *:/bin/false) ;;
+	*) fail "$name user has a login shell: $u" ;;
+	esac
+	[ "$(echo "$u" | cut -d: -f3)" -lt 1000 ] || fail "$name is not a system user: $u"
+	ok "user: $u"
+done
 
 # The installed configuration checks.
 /usr/sbin/socksgated -n -c /etc/socksgate/socksgated.conf || fail "socksgated -n"
