@@ -60,6 +60,7 @@ struct agent {
 	ev_io sup_io;
 	int sess_fd;
 	ev_io sess_rd, sess_wr;
+	ev_idle out_idle; /* sends what is queued before the loop sleeps */
 	struct agent_out *outq, **outq_tail;
 	size_t outq_bytes;
 	struct agent_link *hash[AGENT_BUCKETS];
@@ -103,20 +104,35 @@ static void link_free(struct agent_link *l)
 static void session_lost(struct agent *ag, const char *why);
 static void agent_reload(struct agent *ag, int fd);
 
+/* Sends the queue, KMSG_BATCH messages per system call: the session
+ * process wakes once for a transaction's answers, not once each. */
 static void out_flush(struct agent *ag)
 {
-	while (ag->outq) {
-		struct agent_out *o = ag->outq;
-		if (kmsg_send(ag->sess_fd, o->msg, o->len, 0) < 0) {
+	ev_idle_stop(ag->loop, &ag->out_idle);
+	while (ag->outq && ag->sess_fd >= 0) {
+		struct iovec iov[KMSG_BATCH];
+		unsigned n = 0;
+		for (struct agent_out *o = ag->outq; o && n < KMSG_BATCH;
+		     o = o->next, n++) {
+			iov[n].iov_base = o->msg;
+			iov[n].iov_len = o->len;
+		}
+		int sent = kmsg_send_many(ag->sess_fd, iov, n);
+		if (sent < 0) {
 			if (errno == EAGAIN)
 				break;
 			session_lost(ag, "its channel failed");
 			return;
 		}
-		ag->outq = o->next;
-		ag->outq_bytes -= o->len;
-		free(o);
+		for (int i = 0; i < sent; i++) {
+			struct agent_out *o = ag->outq;
+			ag->outq = o->next;
+			ag->outq_bytes -= o->len;
+			free(o);
+		}
 	}
+	if (ag->sess_fd < 0)
+		return;
 	if (ag->outq == NULL) {
 		ag->outq_tail = &ag->outq;
 		ev_io_stop(ag->loop, &ag->sess_wr);
@@ -131,12 +147,6 @@ static void send_session(struct agent *ag, const void *msg, size_t len)
 
 	if (ag->sess_fd < 0)
 		return;
-	if (ag->outq == NULL && kmsg_send(ag->sess_fd, msg, len, 0) == 0)
-		return;
-	if (ag->outq == NULL && errno != EAGAIN) {
-		session_lost(ag, "its channel failed");
-		return;
-	}
 	if (ag->outq_bytes + len > AGENT_OUTQ_MAX) {
 		session_lost(ag, "it stopped reading its messages");
 		return;
@@ -152,7 +162,15 @@ static void send_session(struct agent *ag, const void *msg, size_t len)
 	*ag->outq_tail = o;
 	ag->outq_tail = &o->next;
 	ag->outq_bytes += len;
-	ev_io_start(ag->loop, &ag->sess_wr);
+	if (!ev_is_active(&ag->sess_wr))
+		ev_idle_start(ag->loop, &ag->out_idle);
+}
+
+static void out_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	out_flush(w->data);
 }
 
 static void sess_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -377,6 +395,7 @@ static void session_lost(struct agent *ag, const char *why)
 		  why, n);
 	ev_io_stop(ag->loop, &ag->sess_rd);
 	ev_io_stop(ag->loop, &ag->sess_wr);
+	ev_idle_stop(ag->loop, &ag->out_idle);
 	close(ag->sess_fd);
 	ag->sess_fd = -1;
 	while (ag->outq) {
@@ -612,6 +631,8 @@ int agent_main(const struct agent_opts *o)
 	ag.sup_fd = o->sup_fd;
 	ag.sess_fd = -1;
 	ag.outq_tail = &ag.outq;
+	ev_idle_init(&ag.out_idle, out_idle_cb);
+	ag.out_idle.data = &ag;
 	ag.status = 0;
 	ag.exit_on_session_end = o->sup_fd < 0;
 	/* The table is claimed first: a second socksgated stops here,
@@ -664,6 +685,7 @@ int agent_main(const struct agent_opts *o)
 	if (ag.sess_fd >= 0) {
 		ev_io_stop(ag.loop, &ag.sess_rd);
 		ev_io_stop(ag.loop, &ag.sess_wr);
+		ev_idle_stop(ag.loop, &ag.out_idle);
 		close(ag.sess_fd);
 		ag.sess_fd = -1;
 	}

@@ -50,6 +50,11 @@ struct kagent {
 	ev_io rd;
 	ev_idle later;
 	struct kagent_ev *evq, **evq_tail;
+	/* Opens and closes, sent together before the loop sleeps (the agent
+	 * then reads them in one wakeup: one kernel transaction). */
+	ev_idle out_idle;
+	ev_io wr;
+	struct kagent_ev *outq, **outq_tail;
 	bool available;
 	bool gone;
 	void (*lost)(void *arg);
@@ -274,9 +279,92 @@ static int wait_for(struct kagent *k, enum kmsg_type want, union kagent_buf *u,
 	return -1;
 }
 
+/* Sends the queue; with wait, until it is empty (bounded by
+ * KAGENT_CALL_MS), else what fits now.  0, or -1 (the agent is lost). */
+static int out_flush(struct kagent *k, bool wait)
+{
+	long long deadline = now_ms() + KAGENT_CALL_MS;
+
+	ev_idle_stop(k->loop, &k->out_idle);
+	while (k->outq && !k->gone) {
+		struct iovec iov[KMSG_BATCH];
+		unsigned n = 0;
+		for (struct kagent_ev *e = k->outq; e && n < KMSG_BATCH;
+		     e = e->next, n++) {
+			iov[n].iov_base = e->msg;
+			iov[n].iov_len = e->len;
+		}
+		int sent = kmsg_send_many(k->fd, iov, n);
+		if (sent < 0 && errno != EAGAIN) {
+			agent_gone(k, strerror(errno));
+			return -1;
+		}
+		if (sent < 0) {
+			long long left = deadline - now_ms();
+			struct pollfd p = {.fd = k->fd, .events = POLLOUT};
+			if (!wait) {
+				ev_io_start(k->loop, &k->wr);
+				return 0;
+			}
+			if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+				agent_gone(k, "its channel stays full");
+				return -1;
+			}
+			continue;
+		}
+		for (int i = 0; i < sent; i++) {
+			struct kagent_ev *e = k->outq;
+			k->outq = e->next;
+			free(e);
+		}
+	}
+	if (k->outq == NULL) {
+		k->outq_tail = &k->outq;
+		ev_io_stop(k->loop, &k->wr);
+	}
+	return k->gone ? -1 : 0;
+}
+
+static void out_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	out_flush(w->data, false);
+}
+
+static void wr_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	out_flush(w->data, false);
+}
+
+/* Queues a message (opens and closes); -1 if the agent is lost. */
+static int queue_msg(struct kagent *k, const void *m, size_t len)
+{
+	struct kagent_ev *e;
+
+	if (k->gone)
+		return -1;
+	e = malloc(sizeof(*e) + len);
+	if (e == NULL) {
+		agent_gone(k, "out of memory");
+		return -1;
+	}
+	e->next = NULL;
+	e->len = len;
+	memcpy(e->msg, m, len);
+	*k->outq_tail = e;
+	k->outq_tail = &e->next;
+	if (!ev_is_active(&k->wr))
+		ev_idle_start(k->loop, &k->out_idle);
+	return 0;
+}
+
+/* A synchronous call's request: what is queued goes first. */
 static int send_msg(struct kagent *k, const void *m, size_t len)
 {
-	if (k->gone)
+	if (k->gone || out_flush(k, true) < 0)
 		return -1;
 	if (kmsg_send(k->fd, m, len, KAGENT_CALL_MS) < 0) {
 		agent_gone(k, errno == EAGAIN ? "its channel stays full"
@@ -300,10 +388,13 @@ struct kagent *kagent_new(struct ev_loop *loop, int fd, void (*lost)(void *arg),
 	k->loop = loop;
 	k->fd = fd;
 	k->evq_tail = &k->evq;
+	k->outq_tail = &k->outq;
 	k->next_tag = 1;
 	ev_io_init(&k->rd, rd_cb, fd, EV_READ);
+	ev_io_init(&k->wr, wr_cb, fd, EV_WRITE);
 	ev_idle_init(&k->later, later_cb);
-	k->rd.data = k->later.data = k;
+	ev_idle_init(&k->out_idle, out_idle_cb);
+	k->rd.data = k->later.data = k->wr.data = k->out_idle.data = k;
 	if (wait_for(k, KMSG_WELCOME, &u, NULL) < 0) {
 		kagent_free(k);
 		return NULL;
@@ -319,11 +410,20 @@ void kagent_free(struct kagent *k)
 {
 	if (k == NULL)
 		return;
+	if (!k->gone)
+		out_flush(k, true); /* the closes of a shutdown */
 	ev_io_stop(k->loop, &k->rd);
+	ev_io_stop(k->loop, &k->wr);
 	ev_idle_stop(k->loop, &k->later);
+	ev_idle_stop(k->loop, &k->out_idle);
 	while (k->evq) {
 		struct kagent_ev *e = k->evq;
 		k->evq = e->next;
+		free(e);
+	}
+	while (k->outq) {
+		struct kagent_ev *e = k->outq;
+		k->outq = e->next;
 		free(e);
 	}
 	for (size_t b = 0; b < KAGENT_BUCKETS; b++)
@@ -384,7 +484,7 @@ struct kassoc *kagent_open(struct kagent *k, const struct assoc_req *r,
 	a->dst = r->dst;
 	a->opened = ev_now(k->loop);
 	snprintf(a->state, sizeof(a->state), "pending");
-	if (send_msg(k, &m, sizeof(m)) < 0) {
+	if (queue_msg(k, &m, sizeof(m)) < 0) {
 		free(a);
 		return NULL;
 	}
@@ -405,7 +505,7 @@ void kagent_close(struct kassoc *a, enum assoc_end why)
 	m.why = why == ASSOC_END_SHUTDOWN ? ASSOC_END_SHUTDOWN
 					  : ASSOC_END_N1_CLOSED;
 	unlink_free(a);
-	send_msg(k, &m, sizeof(m));
+	queue_msg(k, &m, sizeof(m));
 }
 
 uint32_t kagent_id(const struct kassoc *a)

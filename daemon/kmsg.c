@@ -343,6 +343,24 @@ int kmsg_send(int fd, const void *msg, size_t len, int timeout_ms)
 	}
 }
 
+int kmsg_send_many(int fd, const struct iovec *msgs, unsigned n)
+{
+	struct mmsghdr mm[KMSG_BATCH];
+	int r;
+
+	if (n > KMSG_BATCH)
+		n = KMSG_BATCH;
+	memset(mm, 0, n * sizeof(mm[0]));
+	for (unsigned i = 0; i < n; i++) {
+		mm[i].msg_hdr.msg_iov = (struct iovec *)&msgs[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+	}
+	do
+		r = sendmmsg(fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
 int kmsg_send_fds(int fd, const void *msg, size_t len, const int *fds,
 		  size_t nfds)
 {

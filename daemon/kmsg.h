@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "assoc.h"
 #include "cfg.h"
@@ -197,6 +198,11 @@ void kmsg_addr_to(const struct kmsg_addr *ka, struct sockaddr_storage *ss);
 /* Sends one message (blocking up to timeout_ms when the socket is
  * full; -1 waits forever).  0, or -1 with errno (EAGAIN on timeout). */
 int kmsg_send(int fd, const void *msg, size_t len, int timeout_ms);
+/* Sends up to n messages in one system call (sendmmsg), without
+ * blocking.  Returns how many were sent (>= 1), or -1 with errno (EAGAIN:
+ * none fits now). */
+#define KMSG_BATCH 64
+int kmsg_send_many(int fd, const struct iovec *msgs, unsigned n);
 /* Sends one message with up to KMSG_MAX_FDS descriptors attached
  * (SCM_RIGHTS); blocking.  0, or -1 with errno. */
 #define KMSG_MAX_FDS 2
