@@ -31,7 +31,7 @@
 #include "s5_proto.h"
 
 #define AGENT_BUCKETS 16384
-#define AGENT_READ_BURST 256	   /* messages per wakeup */
+#define AGENT_READ_BURST 64	   /* packets per wakeup */
 #define AGENT_OUTQ_MAX (16u << 20) /* bytes queued for the session */
 #define AGENT_REFUSED_LOG 20	   /* refusals logged one by one */
 
@@ -416,22 +416,52 @@ static void session_lost(struct agent *ag, const char *why)
 		ev_break(ag->loop, EVBREAK_ALL);
 }
 
-static void sess_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void dispatch(struct agent *ag, const unsigned char *msg, size_t len)
 {
-	struct agent *ag = w->data;
 	union {
-		unsigned char b[KMSG_MAX + 1];
+		unsigned char b[KMSG_MAX];
 		struct kmsg_hdr h;
 		struct kmsg_open open;
 		struct kmsg_close close;
 		struct kmsg_terminate term;
 	} u;
+	const char *why;
+
+	memcpy(u.b, msg, len); /* aligned */
+	switch (kmsg_check(u.b, len, 'S', &why)) {
+	case KMSG_OPEN:
+		do_open(ag, &u.open);
+		break;
+	case KMSG_CLOSE:
+		do_close(ag, &u.close);
+		break;
+	case KMSG_TERMINATE:
+		do_terminate(ag, &u.term);
+		break;
+	case KMSG_LIST:
+		do_list(ag);
+		break;
+	case KMSG_STATS:
+		do_stats(ag);
+		break;
+	default:
+		refuse(ag, "a message", why ? why : "unexpected type");
+		break;
+	}
+}
+
+/* Packets from the session process; a packet is checked whole (every
+ * message, and that they fill it) before any of it is carried out. */
+static void sess_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	static unsigned char pkt[KMSG_PACKET + 1];
+	struct agent *ag = w->data;
 
 	(void)loop;
 	(void)revents;
 	for (int i = 0; i < AGENT_READ_BURST && ag->sess_fd >= 0; i++) {
 		const char *why;
-		ssize_t n = kmsg_recv(ag->sess_fd, u.b, sizeof(u.b), NULL, 0);
+		ssize_t n = kmsg_recv(ag->sess_fd, pkt, sizeof(pkt), NULL, 0);
 		if (n < 0) {
 			if (errno != EAGAIN)
 				session_lost(ag, strerror(errno));
@@ -441,25 +471,15 @@ static void sess_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 			session_lost(ag, "its channel closed");
 			return;
 		}
-		switch (kmsg_check(u.b, (size_t)n, 'S', &why)) {
-		case KMSG_OPEN:
-			do_open(ag, &u.open);
-			break;
-		case KMSG_CLOSE:
-			do_close(ag, &u.close);
-			break;
-		case KMSG_TERMINATE:
-			do_terminate(ag, &u.term);
-			break;
-		case KMSG_LIST:
-			do_list(ag);
-			break;
-		case KMSG_STATS:
-			do_stats(ag);
-			break;
-		default:
-			refuse(ag, "a message", why ? why : "unexpected type");
-			break;
+		if (kmsg_check_packet(pkt, (size_t)n, 'S', &why) < 0) {
+			refuse(ag, "a packet", why);
+			continue;
+		}
+		for (size_t off = 0; off < (size_t)n && ag->sess_fd >= 0;) {
+			struct kmsg_hdr h;
+			memcpy(&h, pkt + off, sizeof(h));
+			dispatch(ag, pkt + off, h.size);
+			off += h.size;
 		}
 	}
 }

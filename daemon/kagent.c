@@ -62,6 +62,9 @@ struct kagent {
 	uint64_t next_tag;
 	size_t count;
 	struct kassoc *hash[KAGENT_BUCKETS];
+	/* The packet being read: messages [pkt_off, pkt_len) are next. */
+	unsigned char pkt[KMSG_PACKET + 1];
+	size_t pkt_len, pkt_off;
 };
 
 union kagent_buf {
@@ -158,24 +161,32 @@ static int read_one(struct kagent *k, union kagent_buf *u, enum kmsg_type *type,
 		    size_t *len)
 {
 	const char *why;
-	ssize_t n = kmsg_recv(k->fd, u->b, sizeof(u->b), NULL, 0);
+	struct kmsg_hdr h;
 
-	if (n < 0 && errno == EAGAIN)
-		return 0;
-	if (n < 0) {
-		agent_gone(k, strerror(errno));
-		return -1;
+	if (k->pkt_off >= k->pkt_len) {
+		ssize_t n = kmsg_recv(k->fd, k->pkt, sizeof(k->pkt), NULL, 0);
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n < 0) {
+			agent_gone(k, strerror(errno));
+			return -1;
+		}
+		if (n == 0) {
+			agent_gone(k, "its channel closed");
+			return -1;
+		}
+		if (kmsg_check_packet(k->pkt, (size_t)n, 'A', &why) < 0) {
+			agent_gone(k, why);
+			return -1;
+		}
+		k->pkt_len = (size_t)n;
+		k->pkt_off = 0;
 	}
-	if (n == 0) {
-		agent_gone(k, "its channel closed");
-		return -1;
-	}
-	*type = kmsg_check(u->b, (size_t)n, 'A', &why);
-	if (*type == KMSG_NONE) {
-		agent_gone(k, why);
-		return -1;
-	}
-	*len = (size_t)n;
+	memcpy(&h, k->pkt + k->pkt_off, sizeof(h));
+	memcpy(u->b, k->pkt + k->pkt_off, h.size); /* checked: <= KMSG_MAX */
+	k->pkt_off += h.size;
+	*type = (enum kmsg_type)h.type;
+	*len = h.size;
 	return 1;
 }
 
@@ -189,13 +200,16 @@ static void rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 	/* Events queued during a call go first: order is kept. */
 	if (k->evq)
 		return;
-	for (int i = 0; i < 256 && !k->gone; i++) {
+	for (int i = 0; i < 1024 && !k->gone; i++) {
 		enum kmsg_type type;
 		size_t len;
 		if (read_one(k, &u, &type, &len) <= 0)
 			return;
 		dispatch(k, &u, type);
 	}
+	/* More to read: the next iteration goes on (others get a turn). */
+	if (!k->gone)
+		ev_feed_event(k->loop, &k->rd, EV_READ);
 }
 
 static void later_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -263,8 +277,13 @@ static int wait_for(struct kagent *k, enum kmsg_type want, union kagent_buf *u,
 			}
 			continue;
 		}
-		if (type == want)
+		if (type == want) {
+			/* What came after it in the packet waits for the
+			 * loop (never for the next packet). */
+			if (k->pkt_off < k->pkt_len)
+				ev_idle_start(k->loop, &k->later);
 			return 0;
+		}
 		if (type == KMSG_INFO && each) {
 			each(k, &u->info);
 			continue;

@@ -346,19 +346,62 @@ int kmsg_send(int fd, const void *msg, size_t len, int timeout_ms)
 int kmsg_send_many(int fd, const struct iovec *msgs, unsigned n)
 {
 	struct mmsghdr mm[KMSG_BATCH];
+	unsigned npk = 0, i = 0, first[KMSG_BATCH + 1];
 	int r;
 
 	if (n > KMSG_BATCH)
 		n = KMSG_BATCH;
-	memset(mm, 0, n * sizeof(mm[0]));
-	for (unsigned i = 0; i < n; i++) {
-		mm[i].msg_hdr.msg_iov = (struct iovec *)&msgs[i];
-		mm[i].msg_hdr.msg_iovlen = 1;
+	/* Packets of consecutive messages, each at most KMSG_PACKET. */
+	while (i < n) {
+		size_t bytes = 0;
+		first[npk] = i;
+		memset(&mm[npk], 0, sizeof(mm[npk]));
+		mm[npk].msg_hdr.msg_iov = (struct iovec *)&msgs[i];
+		while (i < n &&
+		       (bytes == 0 || bytes + msgs[i].iov_len <= KMSG_PACKET)) {
+			bytes += msgs[i].iov_len;
+			i++;
+		}
+		mm[npk].msg_hdr.msg_iovlen = i - first[npk];
+		npk++;
 	}
+	first[npk] = n;
 	do
-		r = sendmmsg(fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		r = sendmmsg(fd, mm, npk, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (r < 0 && errno == EINTR);
-	return r;
+	if (r <= 0)
+		return r < 0 ? -1 : 0;
+	return (int)first[r];
+}
+
+int kmsg_check_packet(const void *buf, size_t len, char from, const char **why)
+{
+	const unsigned char *p = buf;
+	size_t off = 0;
+	int n = 0;
+
+	*why = NULL;
+	if (len == 0 || len > KMSG_PACKET) {
+		*why = len ? "packet too long" : "empty packet";
+		return -1;
+	}
+	while (off < len) {
+		struct kmsg_hdr h;
+		if (len - off < sizeof(h)) {
+			*why = "shorter than a header";
+			return -1;
+		}
+		memcpy(&h, p + off, sizeof(h));
+		if (h.size < sizeof(h) || h.size > len - off) {
+			*why = "size beyond the packet";
+			return -1;
+		}
+		if (kmsg_check(p + off, h.size, from, why) == KMSG_NONE)
+			return -1;
+		off += h.size;
+		n++;
+	}
+	return n;
 }
 
 int kmsg_send_fds(int fd, const void *msg, size_t len, const int *fds,

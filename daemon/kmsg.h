@@ -198,11 +198,21 @@ void kmsg_addr_to(const struct kmsg_addr *ka, struct sockaddr_storage *ss);
 /* Sends one message (blocking up to timeout_ms when the socket is
  * full; -1 waits forever).  0, or -1 with errno (EAGAIN on timeout). */
 int kmsg_send(int fd, const void *msg, size_t len, int timeout_ms);
-/* Sends up to n messages in one system call (sendmmsg), without
- * blocking.  Returns how many were sent (>= 1), or -1 with errno (EAGAIN:
- * none fits now). */
-#define KMSG_BATCH 64
+/* Several messages may travel in one packet, back to back (what one loop
+ * iteration produced: the receiver handles them in one wakeup, so the
+ * agent still makes one kernel transaction of them).  A packet is taken
+ * whole or not at all: kmsg_check_packet() checks every message in it and
+ * that they fill it exactly. */
+#define KMSG_PACKET 32768
+#define KMSG_BATCH 256 /* messages per kmsg_send_many() */
+/* Sends msgs[0..n) (n <= KMSG_BATCH) packed into packets of at most
+ * KMSG_PACKET bytes, in one system call (sendmmsg), without blocking.
+ * Returns how many messages went (whole packets: >= 1), or -1 with errno
+ * (EAGAIN: none fits now). */
 int kmsg_send_many(int fd, const struct iovec *msgs, unsigned n);
+/* Checks a received packet: returns how many messages it holds (>= 1),
+ * or -1 with *why set. */
+int kmsg_check_packet(const void *buf, size_t len, char from, const char **why);
 /* Sends one message with up to KMSG_MAX_FDS descriptors attached
  * (SCM_RIGHTS); blocking.  0, or -1 with errno. */
 #define KMSG_MAX_FDS 2

@@ -28,8 +28,7 @@ static bool priv_can_setuid(void)
 {
 	struct __user_cap_data_struct d[2];
 
-	return caps_get(d) == 0 &&
-	       (d[0].effective & (1u << CAP_SETUID)) &&
+	return caps_get(d) == 0 && (d[0].effective & (1u << CAP_SETUID)) &&
 	       (d[0].effective & (1u << CAP_SETGID));
 }
 
@@ -62,10 +61,11 @@ int priv_lookup(const char *name, struct priv_user *u, char *err, size_t errlen)
 	else if (geteuid() == 0 || priv_can_setuid())
 		u->switch_needed = true;
 	else {
-		snprintf(err, errlen,
-			 "user %s: running as uid %u without CAP_SETUID: cannot "
-			 "become another user",
-			 name, (unsigned)geteuid());
+		snprintf(
+			err, errlen,
+			"user %s: running as uid %u without CAP_SETUID: cannot "
+			"become another user",
+			name, (unsigned)geteuid());
 		return -1;
 	}
 	return 0;

@@ -2,6 +2,7 @@
  * libFuzzer target for the kernel agent's message decoder: kmsg_check()
  * on whatever a (compromised) session process could send, from every
  * sender position, then kmsg_check_open() on what passes as an OPEN.
+ * Also the input as a packet of several messages (kmsg_check_packet).
  * Checks: a message passes only with the exact size of its type and the
  * current version; an OPEN that passes has terminated printable strings,
  * known families, and the agent's decision never grants a BND port of
@@ -32,6 +33,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!init) {
 		cfg_defaults(&c);
 		init = 1;
+	}
+	/* The whole input as a packet: taken only if every message in it
+	 * passes on its own and they fill it exactly. */
+	const char *pwhy = NULL;
+	int nmsg = kmsg_check_packet(data, size, 'S', &pwhy);
+	if (nmsg < 0 && pwhy == NULL)
+		abort();
+	for (size_t off = 0; nmsg > 0 && off < size;) {
+		struct kmsg_hdr h;
+		const char *w;
+		memcpy(&h, data + off, sizeof(h));
+		if (h.size > size - off ||
+		    kmsg_check(data + off, h.size, 'S', &w) == KMSG_NONE)
+			abort();
+		off += h.size;
+		if (--nmsg == 0 && off != size)
+			abort();
 	}
 	if (size > sizeof(u.b))
 		size = sizeof(u.b);

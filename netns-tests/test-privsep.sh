@@ -182,7 +182,8 @@ pass "the unit's way (user daemon, ambient capabilities): agent daemon with CAP_
 # --- the agent against forged messages --------------------------------
 sg_config "relay-ports 31000-31009" "max-associations 3" "close-on-target-fin no"
 out=$(ing $PY "$SG_ROOT/netns-tests/tools/kagent.py" "$SG_DAEMON" "$SG_TMP/socksgated.conf" \
-	"$SG_TMP/agent.log" "$G4" "$C4" "$T4") || fail "harness: $out $(tail -20 "$SG_TMP/agent.log")"
+	"$SG_TMP/agent.log" "$G4" "$C4" "$T4" 2>"$SG_TMP/harness.err") ||
+	fail "harness: $out $(cat "$SG_TMP/harness.err") $(tail -20 "$SG_TMP/agent.log")"
 j() { $PY -c "import json,sys; d=json.loads(sys.argv[1]); print($2)" "$out"; }
 [ "$(j "$out" "d['available']")" = 1 ] || fail "agent unavailable: $out"
 [ "$(j "$out" "d['good']['rep']")" = 0 ] || fail "a good request refused: $out"

@@ -56,6 +56,7 @@ def query(t):
 
 class Agent:
     def __init__(self, daemon, config, log):
+        self.pending = []
         self.s, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.logf = open(log, "ab")
         fd = theirs.fileno()
@@ -65,12 +66,18 @@ class Agent:
         self.s.settimeout(20)
 
     def recv(self):
-        m = self.s.recv(2048)
-        if not m:
-            raise EOFError("agent closed the channel")
-        v, t, size = struct.unpack_from("=HHI", m)
-        assert size == len(m), (t, size, len(m))
-        return t, m
+        """One message: a packet may carry several, back to back."""
+        while not self.pending:
+            pkt = self.s.recv(65536)
+            if not pkt:
+                raise EOFError("agent closed the channel")
+            off = 0
+            while off < len(pkt):
+                v, t, size = struct.unpack_from("=HHI", pkt, off)
+                assert v == VERSION and 8 <= size <= len(pkt) - off, (v, t, size)
+                self.pending.append((t, pkt[off:off + size]))
+                off += size
+        return self.pending.pop(0)
 
     def send(self, m):
         self.s.send(m)
