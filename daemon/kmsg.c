@@ -73,6 +73,8 @@ static size_t kmsg_size(unsigned type)
 		return sizeof(struct kmsg_reload);
 	case KMSG_AGENT_UP:
 		return sizeof(struct kmsg_agent_up);
+	case KMSG_RELOADED:
+		return sizeof(struct kmsg_reloaded);
 	default:
 		return 0;
 	}

@@ -49,7 +49,8 @@
 	X(KMSG_STATS_REPLY, "stats-reply", 'A')                                \
 	X(KMSG_SESSION, "session", 'P')	  /* a new session channel (fd) */     \
 	X(KMSG_RELOAD, "reload", 'P')	  /* configuration (and users) fds */  \
-	X(KMSG_AGENT_UP, "agent-up", 'R') /* table claimed, privs dropped */
+	X(KMSG_AGENT_UP, "agent-up", 'R') /* table claimed, privs dropped */   \
+	X(KMSG_RELOADED, "reloaded", 'Q') /* session -> supervisor */
 
 #define KMSG_TYPE_ENUM(e, name, dir) e,
 enum kmsg_type {
@@ -163,6 +164,15 @@ struct kmsg_reload {
 	uint8_t pad[7];
 };
 
+/* Session process -> supervisor: the RELOAD was applied (ok 1) or the
+ * running configuration kept (ok 0).  Only then does the agent get it:
+ * both run the same configuration. */
+struct kmsg_reloaded {
+	struct kmsg_hdr h;
+	int32_t ok;
+	uint32_t pad;
+};
+
 struct kmsg_agent_up {
 	struct kmsg_hdr h;
 	int32_t rc; /* 0 */
@@ -175,8 +185,8 @@ struct kmsg_agent_up {
 
 /* Fills a header. */
 void kmsg_hdr_init(struct kmsg_hdr *h, enum kmsg_type type, size_t size);
-/* Checks what arrived on a channel whose sender is `from` ('S', 'A', 'P'
- * or 'R').  Returns the type, or KMSG_NONE with *why set to a static
+/* Checks what arrived on a channel whose sender is `from` ('S', 'A', 'P',
+ * 'R' or 'Q').  Returns the type, or KMSG_NONE with *why set to a static
  * string naming the fault. */
 enum kmsg_type kmsg_check(const void *buf, size_t len, char from,
 			  const char **why);

@@ -235,7 +235,7 @@ int srv_load_users(const struct cfg *c, struct auth_db **out)
 /* From the files the supervisor opened (cfg_fd, users_fd), or with
  * cfg_fd -1 (a SIGHUP sent to the session process itself) from their
  * paths, as far as session-user may read them. */
-static void srv_reload(struct srv *s, int cfg_fd, int users_fd)
+static int srv_reload(struct srv *s, int cfg_fd, int users_fd)
 {
 	struct cfg next;
 	struct auth_db *auth = NULL;
@@ -246,7 +246,7 @@ static void srv_reload(struct srv *s, int cfg_fd, int users_fd)
 		     ? cfg_load_fd(cfg_fd, s->cfg_path, &next, err, sizeof(err))
 		     : cfg_load(s->cfg_path, &next, err, sizeof(err))) < 0) {
 		log_error("%s; keeping the running configuration", err);
-		return;
+		return -1;
 	}
 	if (cfg_fd >= 0 && next.users_file[0] != '\0') {
 		if (users_fd < 0 ||
@@ -255,18 +255,18 @@ static void srv_reload(struct srv *s, int cfg_fd, int users_fd)
 			log_error("%s; keeping the running configuration",
 				  users_fd < 0 ? "no users file" : err);
 			cfg_free(&next);
-			return;
+			return -1;
 		}
 	} else if (cfg_fd < 0 && srv_load_users(&next, &auth) < 0) {
 		log_error("keeping the running configuration");
 		cfg_free(&next);
-		return;
+		return -1;
 	}
 	if (srv_listeners_apply(s, &next) < 0) {
 		log_error("keeping the running configuration");
 		auth_free(auth);
 		cfg_free(&next);
-		return;
+		return -1;
 	}
 	auth_free(s->auth);
 	s->auth = auth;
@@ -287,6 +287,7 @@ static void srv_reload(struct srv *s, int cfg_fd, int users_fd)
 	}
 	srv_maybe_resume(s);
 	log_info("configuration reloaded");
+	return 0;
 }
 
 static void srv_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -404,7 +405,13 @@ static void srv_sup_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (n > 0 && kmsg_check(u.b, (size_t)n, 'P', &why) == KMSG_RELOAD &&
 	    fds[0] >= 0) {
-		srv_reload(s, fds[0], u.r.users_fd ? fds[1] : -1);
+		struct kmsg_reloaded done;
+		memset(&done, 0, sizeof(done));
+		kmsg_hdr_init(&done.h, KMSG_RELOADED, sizeof(done));
+		done.ok =
+			srv_reload(s, fds[0], u.r.users_fd ? fds[1] : -1) == 0;
+		if (kmsg_send(s->sup_fd, &done, sizeof(done), 1000) < 0)
+			log_warn("reload: telling the supervisor");
 	} else if (n <= 0) {
 		log_error("the supervisor is gone: stopping");
 		s->status = 1;

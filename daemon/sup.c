@@ -43,6 +43,9 @@ struct sup {
 	int session_fd; /* the supervisor's channel to the session */
 	pid_t agent, session;
 	uint32_t generation;
+	struct cfg pending; /* a reload the session process must answer */
+	int pending_fd;
+	bool has_pending;
 	double session_started;
 	double backoff;
 	double respawn_at; /* 0: none planned */
@@ -229,6 +232,8 @@ static void purge_flows(void)
 	ct_close(ct);
 }
 
+static void pending_drop(struct sup *s);
+
 static void reap(struct sup *s)
 {
 	char buf[64];
@@ -251,6 +256,12 @@ static void reap(struct sup *s)
 			}
 		} else if (pid == s->session) {
 			s->session = 0;
+			if (s->has_pending) {
+				log_warnx("reload: the session process ended "
+					  "before applying it; send SIGHUP "
+					  "again");
+				pending_drop(s);
+			}
 			if (s->stopping)
 				continue;
 			double lived = now() - s->session_started;
@@ -276,8 +287,39 @@ static void reap(struct sup *s)
 	}
 }
 
+/* A reload the session process has not answered yet. */
+static void pending_drop(struct sup *s)
+{
+	if (!s->has_pending)
+		return;
+	cfg_free(&s->pending);
+	close(s->pending_fd);
+	s->has_pending = false;
+}
+
+/* The session process applied it (or there is none): the agent gets the
+ * same file, and a session process started later starts with it. */
+static void pending_commit(struct sup *s)
+{
+	struct kmsg_reload m;
+
+	memset(&m, 0, sizeof(m));
+	kmsg_hdr_init(&m.h, KMSG_RELOAD, sizeof(m));
+	if (s->agent > 0 &&
+	    kmsg_send_fds(s->agent_fd, &m, sizeof(m), &s->pending_fd, 1) < 0)
+		log_warn("reload: telling the agent");
+	if (s->cfg_owned)
+		cfg_free(&s->cfg);
+	s->cfg = s->pending;
+	s->cfg_owned = true;
+	close(s->pending_fd);
+	s->has_pending = false;
+}
+
 /* SIGHUP: the supervisor opens and checks the files; the children get
- * the open files (they may not have the right to open them). */
+ * the open files (they may not have the right to open them): first the
+ * session process, which may still refuse (a listener it cannot bind),
+ * then, if it applied it, the agent, so that both run one configuration. */
 static void reload(struct sup *s)
 {
 	struct kmsg_reload m;
@@ -307,23 +349,53 @@ static void reload(struct sup *s)
 			return;
 		}
 	}
-	/* A session process started later starts with this one. */
-	if (s->cfg_owned)
-		cfg_free(&s->cfg);
-	s->cfg = next;
-	s->cfg_owned = true;
+	pending_drop(s); /* a newer one replaces it */
+	s->pending = next;
+	s->pending_fd = fds[0];
+	s->has_pending = true;
 	memset(&m, 0, sizeof(m));
 	kmsg_hdr_init(&m.h, KMSG_RELOAD, sizeof(m));
-	if (s->agent > 0 &&
-	    kmsg_send_fds(s->agent_fd, &m, sizeof(m), fds, 1) < 0)
-		log_warn("reload: telling the agent");
 	m.users_fd = fds[1] >= 0;
-	if (s->session > 0 && kmsg_send_fds(s->session_fd, &m, sizeof(m), fds,
-					    fds[1] >= 0 ? 2 : 1) < 0)
-		log_warn("reload: telling the session process");
-	close(fds[0]);
+	if (s->session > 0 && s->session_fd >= 0 &&
+	    kmsg_send_fds(s->session_fd, &m, sizeof(m), fds,
+			  fds[1] >= 0 ? 2 : 1) == 0) {
+		if (fds[1] >= 0)
+			close(fds[1]);
+		return; /* its answer commits or drops it */
+	}
 	if (fds[1] >= 0)
 		close(fds[1]);
+	pending_commit(s);
+}
+
+/* The session process's answer to a RELOAD. */
+static void on_session(struct sup *s)
+{
+	union {
+		unsigned char b[KMSG_MAX + 1];
+		struct kmsg_reloaded r;
+	} u;
+	const char *why;
+	ssize_t n = kmsg_recv(s->session_fd, u.b, sizeof(u.b), NULL, 0);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		/* It is going; its SIGCHLD says the rest. */
+		close(s->session_fd);
+		s->session_fd = -1;
+		return;
+	}
+	if (kmsg_check(u.b, (size_t)n, 'Q', &why) != KMSG_RELOADED ||
+	    !s->has_pending)
+		return;
+	if (u.r.ok)
+		pending_commit(s);
+	else {
+		log_warnx("the session process kept its configuration: so "
+			  "does the kernel agent");
+		pending_drop(s);
+	}
 }
 
 static int on_signal(struct sup *s)
@@ -429,9 +501,10 @@ int sup_run(const struct sup_opts *o)
 			double left = s.respawn_at - now();
 			timeout = left <= 0 ? 0 : (int)(left * 1000) + 1;
 		}
-		struct pollfd p[2] = {{.fd = s.sfd, .events = POLLIN},
-				      {.fd = s.agent_fd, .events = POLLIN}};
-		int r = poll(p, 2, timeout);
+		struct pollfd p[3] = {{.fd = s.sfd, .events = POLLIN},
+				      {.fd = s.agent_fd, .events = POLLIN},
+				      {.fd = s.session_fd, .events = POLLIN}};
+		int r = poll(p, 3, timeout);
 		if (r < 0 && errno != EINTR)
 			fatal("poll");
 		if (p[0].revents)
@@ -444,6 +517,8 @@ int sup_run(const struct sup_opts *o)
 			unsigned char b[KMSG_MAX + 1];
 			kmsg_recv(s.agent_fd, b, sizeof(b), NULL, 0);
 		}
+		if (p[2].revents && s.session_fd >= 0)
+			on_session(&s);
 		if (s.respawn_at > 0 && !s.stopping && s.session == 0 &&
 		    s.agent > 0 && now() >= s.respawn_at)
 			spawn_session(&s);
@@ -452,6 +527,7 @@ int sup_run(const struct sup_opts *o)
 		close(s.agent_fd);
 	if (s.session_fd >= 0)
 		close(s.session_fd);
+	pending_drop(&s);
 	close(s.sfd);
 	if (s.cfg_owned)
 		cfg_free(&s.cfg);

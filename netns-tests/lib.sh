@@ -159,11 +159,15 @@ log_us() {
 }
 # Sends SIGHUP and waits until the daemon says it reloaded or kept the
 # running configuration.
+# SIGHUP to the supervisor; waits until both the session process and the
+# kernel agent reloaded (two lines), or the configuration was kept.
 sg_reload() {
-	local re='configuration reloaded\|keeping the running configuration' n
-	n=$(log_count "$re")
+	local ok='configuration reloaded' kept='keeping the running configuration' n k
+	n=$(log_count "$ok")
+	k=$(log_count "$kept")
 	kill -HUP "$DAEMON_PID"
-	wait_for 10 '[ "$(log_count "$re")" -gt "$n" ]' || fail "SIGHUP: no reload logged within 10 s"
+	wait_for 10 '[ "$(log_count "$ok")" -ge $((n + 2)) ] || [ "$(log_count "$kept")" -gt "$k" ]' ||
+		fail "SIGHUP: no reload logged within 10 s"
 }
 
 ing() { ip netns exec "$NS_G" "$@"; }

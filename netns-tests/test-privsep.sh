@@ -96,6 +96,19 @@ wait_for 10 '[ "$(log_count "configuration reloaded")" -ge $((n + 2)) ]' ||
 	fail "SIGHUP: not both reloaded: $(grep -i 'reload\|keeping' "$SG_LOG" | tail -4)"
 grep -q "keeping the running configuration" "$SG_LOG" && fail "a reload was refused"
 pass "SIGHUP with a configuration only root can read: the agent and the session process reloaded"
+# A new listener on port 80: the session process cannot bind it any more;
+# the whole new configuration is refused and the running one stays.
+k=$(log_count "keeping the running configuration")
+sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
+	"user daemon" "session-user nobody" "control $CTL" "close-on-target-fin no" \
+	"close-on-flow-end no" "listen $G4 80"
+chmod 0600 "$SG_TMP/socksgated.conf"
+kill -HUP "$DAEMON_PID"
+wait_log "listen $G4:80: Permission denied" 10 || fail "no log line for the privileged port"
+wait_for 10 '[ "$(log_count "keeping the running configuration")" -gt "$k" ]' || fail "no 'keeping' line"
+ing ss -ltn | grep -q "$G4:80 " && fail "something listens on port 80"
+wait_log "kept its configuration: so does the kernel agent" 10 || fail "the agent did not keep its configuration too"
+pass "a new listener on port 80 after the drop: 'Permission denied', configuration kept by both"
 
 # --- SIGKILL of the session process ----------------------------------
 [ "$(relay_elements)" -gt 0 ] && [ "$(ct_ours)" -gt 0 ] || fail "nothing live before the kill"
