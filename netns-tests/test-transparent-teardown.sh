@@ -133,13 +133,19 @@ tp_open tcp $C4:45000 $T4:7000 || fail "kill test: refused"
 bg ip netns exec "$NS_C" $PEER tcp-stream "$BND_ADDR" "$BND_PORT" --src $C4:45000 --log "$SG_TMP/tcp.times" --interval 0.05 --max-time 60
 SPID=$LAST_PID
 wait_for 20 '[ -s "$SG_TMP/tcp.times" ]' || fail "kill test: stream did not run"
-# The kernel agent owns the table; killed, it cleans nothing up itself
-# (the supervisor then stops the session process and exits).
-kill -9 "$(sg_agent_pid)"
-wait_exit "$DAEMON_PID" 30 || fail "the supervisor did not exit after its agent was killed"
-# The kernel drops an owned table when its owner's socket closes.
-wait_for 5 '! ing nft list table inet socksgate >/dev/null 2>&1' || fail "table still there after SIGKILL"
-pass "SIGKILL of the kernel agent: the kernel removed the table (owner flag), the daemon stopped"
+# A crash of everything: the supervisor stopped (so that it cannot clean
+# up, as after a power cut of its own), the kernel agent, which owns the
+# table, killed, then the supervisor (the session process follows it).
+# The agent alone killed is test-privsep.sh's: the supervisor cleans up.
+AGENT=$(sg_agent_pid)
+kill -STOP "$DAEMON_PID"
+kill -9 "$AGENT"
+# The kernel drops an owned table when its owner's socket closes (the
+# agent stays a zombie until its stopped parent goes).
+wait_for 10 '! ing nft list table inet socksgate >/dev/null 2>&1' || fail "table still there after SIGKILL"
+kill -9 "$DAEMON_PID"
+wait_exit "$DAEMON_PID" 30 || fail "the supervisor outlived SIGKILL"
+pass "SIGKILL of the kernel agent and the supervisor: the kernel removed the table (owner flag)"
 log_lines=$(wc -l <"$SG_LOG")
 sg_daemon
 tail -n +$((log_lines + 1)) "$SG_LOG" | grep -q "deleted [0-9]* conntrack entries left by an earlier run" ||
