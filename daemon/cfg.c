@@ -572,6 +572,18 @@ static int d_udp_name_rate(struct cfg_ctx *x, char **w, int n)
 	return 0;
 }
 
+static int d_connect_relay(struct cfg_ctx *x, char **w, int n)
+{
+	static const char *const names[] = {"auto", "sockmap", "splice"};
+
+	for (size_t i = 0; n == 2 && i < 3; i++)
+		if (strcmp(w[1], names[i]) == 0) {
+			x->c->connect_relay = (enum cfg_relay)i;
+			return 0;
+		}
+	return cfg_error(x, "usage: connect-relay auto|sockmap|splice");
+}
+
 /* The directives above; 1 if w[0] is none of them. */
 static int cfg_limits_directive(struct cfg_ctx *x, char **w, int n)
 {
@@ -607,6 +619,8 @@ static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 		return d_users(x, w, n);
 	if (strcmp(d, "timeout") == 0)
 		return d_timeout(x, w, n);
+	if (strcmp(d, "connect-relay") == 0)
+		return d_connect_relay(x, w, n);
 	if (strcmp(d, "max-clients") == 0)
 		return d_count(x, w, n, &x->c->max_clients);
 	if (strcmp(d, "max-associations") == 0)

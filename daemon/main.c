@@ -24,6 +24,7 @@
 #include "selfaddr.h"
 #include "sess.h"
 #include "priv.h"
+#include "sockmap.h"
 #include "srv.h"
 
 /* After a failed dump of the local routing table, the next try. */
@@ -192,6 +193,32 @@ static int drop_privileges(struct srv *srv, const struct priv_user *u)
 	return 0;
 }
 
+/* connect-relay: loads the kernel relay (needs privileges: before any
+ * drop).  `sockmap` that cannot load refuses to start; `auto` says once
+ * why it uses splice.  Returns 0, or -1 after logging why. */
+static int relay_init(struct srv *srv)
+{
+	enum cfg_relay mode = srv->cfg.connect_relay;
+	char err[256];
+
+	if (mode == CFG_RELAY_SPLICE) {
+		log_info("connect-relay splice");
+		return 0;
+	}
+	srv->sockmap = sockmap_init(err, sizeof(err));
+	if (srv->sockmap == NULL && mode == CFG_RELAY_SOCKMAP) {
+		log_error("connect-relay sockmap: %s", err);
+		return -1;
+	}
+	if (srv->sockmap == NULL)
+		log_info("connect-relay auto: splice (sockmap unavailable: %s)",
+			 err);
+	else
+		log_info("connect-relay %s: sockmap",
+			 mode == CFG_RELAY_AUTO ? "auto" : "sockmap");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct srv srv; /* large; one per process */
@@ -248,6 +275,17 @@ int main(int argc, char **argv)
 		auth_free(db);
 		warn_unrelayable(&srv.cfg);
 		fwcheck_once();
+		if (srv.cfg.connect_relay == CFG_RELAY_SOCKMAP) {
+			struct sockmap *sm = sockmap_init(err, sizeof(err));
+			if (sm == NULL) {
+				fprintf(stderr,
+					"%s: connect-relay sockmap: %s\n", path,
+					err);
+				cfg_free(&srv.cfg);
+				return 1;
+			}
+			sockmap_free(sm);
+		}
 		cfg_free(&srv.cfg);
 		printf("%s: configuration OK\n", path);
 		return 0;
@@ -267,6 +305,10 @@ int main(int argc, char **argv)
 	 * the daemon never needs to gain privileges by executing anything. */
 	if (priv_no_new_privs() < 0)
 		log_warn("prctl(PR_SET_NO_NEW_PRIVS)");
+	if (relay_init(&srv) < 0) {
+		cfg_free(&srv.cfg);
+		return 1;
+	}
 	if (srv_init(&srv, loop) < 0 || self_start(&self, &srv) < 0 ||
 	    (user.name[0] && drop_privileges(&srv, &user) < 0)) {
 		self_stop(&self);

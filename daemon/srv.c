@@ -25,6 +25,7 @@
 #include "dns.h"
 #include "log.h"
 #include "sess.h"
+#include "sockmap.h"
 #include "srclimit.h"
 
 #define SRV_ACCEPT_BURST 64
@@ -270,6 +271,10 @@ static void srv_reload(struct srv *s)
 		s->ctl = ctl_open(s->loop, s->cfg.control_path, s->ctl_handler,
 				  s);
 	}
+	if (s->cfg.connect_relay == CFG_RELAY_SOCKMAP && s->sockmap == NULL)
+		log_warnx(
+			"connect-relay sockmap: the program was not loaded at "
+			"start; CONNECT uses splice until a restart");
 	srv_maybe_resume(s);
 	log_info("configuration reloaded");
 }
@@ -345,6 +350,15 @@ static int srv_limits_init(struct srv *s)
 	return 0;
 }
 
+static void srv_sockmap_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct srv *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	sockmap_process(s->sockmap);
+}
+
 int srv_init(struct srv *s, struct ev_loop *loop)
 {
 	char err[256];
@@ -394,6 +408,12 @@ int srv_init(struct srv *s, struct ev_loop *loop)
 	ev_signal_start(loop, &s->sig_int);
 	ev_signal_start(loop, &s->sig_term);
 	ev_signal_start(loop, &s->sig_hup);
+	if (s->sockmap) {
+		ev_io_init(&s->sockmap_io, srv_sockmap_cb,
+			   sockmap_fd(s->sockmap), EV_READ);
+		s->sockmap_io.data = s;
+		ev_io_start(loop, &s->sockmap_io);
+	}
 	return 0;
 }
 
@@ -438,5 +458,11 @@ void srv_free(struct srv *s)
 	}
 	free(s->udp_buf);
 	s->udp_buf = NULL;
+	if (s->sockmap) {
+		if (ev_is_active(&s->sockmap_io))
+			ev_io_stop(s->loop, &s->sockmap_io);
+		sockmap_free(s->sockmap);
+		s->sockmap = NULL;
+	}
 	cfg_free(&s->cfg);
 }

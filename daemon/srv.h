@@ -21,6 +21,7 @@ struct assoc_table;
 struct ctl;
 struct ctl_conn;
 struct srclimit;
+struct sockmap;
 
 struct srv_listener {
 	ev_io w;
@@ -60,6 +61,10 @@ struct srv {
 	ev_timer limits_sweep;	    /* their summaries and expiry */
 	struct assoc_table *assocs; /* TRANSPARENT; NULL if unavailable */
 	struct ctl *ctl;	    /* control socket; NULL if it failed */
+	/* The kernel relay for CONNECT (connect-relay), loaded at start
+	 * by main.c while privileged; NULL: splice.  srv_free frees it. */
+	struct sockmap *sockmap;
+	ev_io sockmap_io;
 	/* What the control socket answers (ctl_cmd_answer, set by main.c:
 	 * the module that reads the server is not the server's to name). */
 	void (*ctl_handler)(void *srv, const char *line, struct ctl_conn *c);

@@ -198,13 +198,16 @@ sg_topology() {
 }
 
 # Writes a config to $SG_TMP/socksgated.conf: the base below plus "$@"
-# lines.  Callers add rules; the base allows nothing.
+# lines.  Callers add rules; the base allows nothing.  RELAY_MODE
+# (auto, sockmap, splice; unset: the daemon's default) becomes
+# `connect-relay`: run-all.sh runs the CONNECT tests once per mode.
 sg_config() {
 	{
 		echo "listen $G4 1080"
 		echo "listen $G6 1080"
 		echo "log-level debug"
 		echo "control $SG_TMP/control.sock"
+		[ -z "${RELAY_MODE:-}" ] || echo "connect-relay $RELAY_MODE"
 		for line in "$@"; do echo "$line"; done
 	} >"$SG_TMP/socksgated.conf"
 }
