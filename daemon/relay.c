@@ -183,6 +183,11 @@ static int dir_init(struct relay *r, struct relay_dir *d, int src, int dst)
 	return 0;
 }
 
+void relay_dir_handover(struct relay_dir *d)
+{
+	dir_arm(d);
+}
+
 int relay_preload(struct relay *r, const void *buf, size_t len)
 {
 	struct relay_dir *d = &r->up;

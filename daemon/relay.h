@@ -52,6 +52,8 @@ struct relay_kern {
 	ev_timer drain;	   /* after an EOF, until the data went out */
 	double drain_wait; /* its next interval (backs off) */
 	bool eof[2];	   /* side i sent FIN */
+	bool stuck[2];	   /* paused, half-closed: cannot go back */
+	bool handed[2];	   /* direction i now runs in user space */
 };
 
 struct relay {
@@ -89,6 +91,9 @@ int relay_sockmap_start(struct relay *r, struct sockmap *sm, int c, int t);
 void relay_sockmap_stop(struct relay *r);
 void relay_sockmap_idle(struct relay *r);
 void relay_sockmap_bytes(const struct relay *r, uint64_t *up, uint64_t *down);
+/* Starts direction d in user space (splice) in a relay that ran it in
+ * the kernel so far. */
+void relay_dir_handover(struct relay_dir *d);
 /* Splice mode with len (<= 16 KiB) bytes queued toward the target
  * first. */
 int relay_preload(struct relay *r, const void *buf, size_t len);

@@ -23,7 +23,12 @@
  * ran SOCKMAP_BACKLOG ahead of the other stream) is resumed, by the same
  * polling, once less than SOCKMAP_RESUME_BELOW is outstanding.  A direction
  * whose sender is paused is never taken for drained: its data, FIN
- * included, still waits in the sender's queue.
+ * included, still waits in the sender's queue.  The kernel takes only
+ * established sockets into its maps: a paused sender that half-closed
+ * meanwhile cannot go back, so once everything taken from it went out,
+ * the rest of that direction (its queue, then the FIN) goes through
+ * user space (splice, relay.c), the other direction staying in the
+ * kernel.
  *
  * Counts: what was written into each stream since the start, as in
  * splice mode (bytes written, not read).
@@ -75,7 +80,8 @@ static int kern_drain(struct relay *r)
 		struct relay_dir *d = kern_dir(r, i);
 		uint64_t taken, w;
 
-		if (d->done || (!k->eof[i] && !k->pair.paused[i]))
+		if (d->done || k->handed[i] ||
+		    (!k->eof[i] && !k->pair.paused[i]))
 			continue;
 		w = kern_written(k, 1 - i);
 		if (sockmap_taken(k->sm, &k->pair, i, &taken) < 0) {
@@ -83,12 +89,23 @@ static int kern_drain(struct relay *r)
 			continue;
 		}
 		if (k->pair.paused[i]) {
-			if (taken > w && taken - w >= SOCKMAP_RESUME_BELOW) {
+			if (taken > w && (taken - w >= SOCKMAP_RESUME_BELOW ||
+					  k->stuck[i])) {
 				waiting = true;
 				continue;
 			}
-			if (sockmap_resume(k->sm, &k->pair, i) < 0)
-				return -1;
+			if (k->stuck[i]) {
+				/* All out: user space takes over. */
+				d->bytes += w;
+				k->handed[i] = true;
+				relay_dir_handover(d);
+				continue;
+			}
+			if (sockmap_resume(k->sm, &k->pair, i) < 0) {
+				if (errno != EOPNOTSUPP)
+					return -1;
+				k->stuck[i] = true; /* half-closed */
+			}
 			/* Its queue was taken just now: look again. */
 			waiting = true;
 			continue;
@@ -158,7 +175,7 @@ static void kern_event(void *arg, int side, unsigned events)
 		kern_finish(r, RELAY_END_RESET);
 		return;
 	}
-	if (events & SOCKMAP_EV_EOF)
+	if ((events & SOCKMAP_EV_EOF) && !r->kern->handed[side])
 		r->kern->eof[side] = true;
 	if (events & SOCKMAP_EV_FULL)
 		ev_timer_stop(r->loop, &r->kern->drain); /* from the start */
@@ -238,7 +255,7 @@ void relay_sockmap_stop(struct relay *r)
 	ev_timer_stop(r->loop, &k->drain);
 	for (int i = 0; i < 2; i++) {
 		struct relay_dir *d = kern_dir(r, i);
-		if (!d->done) {
+		if (!d->done && !k->handed[i]) {
 			d->bytes += kern_written(k, 1 - i);
 			d->done = true;
 		}
@@ -265,6 +282,8 @@ void relay_sockmap_bytes(const struct relay *r, uint64_t *up, uint64_t *down)
 {
 	const struct relay_kern *k = r->kern;
 
-	*up = r->up.bytes + (r->up.done ? 0 : kern_written(k, 1));
-	*down = r->down.bytes + (r->down.done ? 0 : kern_written(k, 0));
+	*up = r->up.bytes +
+	      (r->up.done || k->handed[0] ? 0 : kern_written(k, 1));
+	*down = r->down.bytes +
+		(r->down.done || k->handed[1] ? 0 : kern_written(k, 0));
 }

@@ -283,9 +283,13 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 	 * up, which it never does. */
 	for (int i = 0; i < 2; i++) {
 		ssize_t n = recv(p->fd[i], &c, 1, MSG_DONTWAIT);
-		if (n > 0) {
+		if (n > 0 || (n < 0 && errno != EAGAIN &&
+			      errno != EWOULDBLOCK && errno != EINTR)) {
+			/* A reset already there: this recv() took the error
+			 * that EPOLLERR would have shown; say it here. */
+			saved = n > 0 ? EPROTO : errno;
 			sockmap_remove(sm, p);
-			errno = EPROTO;
+			errno = saved;
 			return -2;
 		}
 	}
@@ -330,11 +334,15 @@ int sockmap_resume(struct sockmap *sm, struct sockmap_pair *p, int side)
 	    0)
 		return -1;
 	p->paused[side] = false;
-	/* What queued up meanwhile is taken now, not at the next arrival. */
-	if (recv(p->fd[side], &c, 1, MSG_DONTWAIT) > 0) {
+	/* What queued up meanwhile is taken now, not at the next arrival.
+	 * An error here (a reset) is the pair's end. */
+	ssize_t n = recv(p->fd[side], &c, 1, MSG_DONTWAIT);
+	if (n > 0) {
 		errno = EPROTO;
 		return -1;
 	}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		return -1;
 	return 0;
 }
 

@@ -83,7 +83,7 @@ void sockmap_process(struct sockmap *sm);
  * sockmap_process().  Returns 0; or -1 with errno and nothing left in the
  * maps (the caller may relay the pair otherwise); or -2 with errno when
  * one socket was already handed to the kernel (data may be in flight:
- * the pair can only be ended). */
+ * the pair can only be ended), or one was reset already. */
 int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b);
 /* Takes the pair out of the maps and the epoll set; idempotent.  Data
  * the kernel holds for a socket leaving the maps is dropped: remove a
