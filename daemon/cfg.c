@@ -118,6 +118,9 @@ void cfg_defaults(struct cfg *c)
 	c->timeout_bind = 60;
 	c->timeout_assoc_idle = 0;
 	c->max_clients = 1024;
+	/* splice: the kernel relay (sockmap) measured slower on a single
+	 * stream (docs/benchmarks.md); an operator may choose it. */
+	c->connect_relay = CFG_RELAY_SPLICE;
 	c->log_level = LOG_LVL_INFO;
 	c->relay_port_lo = 20000;
 	c->relay_port_hi = 29999;

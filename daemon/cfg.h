@@ -48,7 +48,7 @@ struct cfg_limits {
 enum cfg_relay {
 	CFG_RELAY_AUTO = 0, /* sockmap if it loaded at start, else splice */
 	CFG_RELAY_SOCKMAP,
-	CFG_RELAY_SPLICE,
+	CFG_RELAY_SPLICE, /* the default */
 };
 
 struct cfg {

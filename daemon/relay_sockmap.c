@@ -40,7 +40,7 @@
 #include "relay.h"
 
 #define DRAIN_FIRST 0.001 /* first re-check of an unfinished drain, s */
-#define DRAIN_MAX 0.1	  /* back-off ceiling */
+#define DRAIN_MAX 0.02	  /* back-off ceiling */
 #define PREREAD 16384	  /* = relay.c's fallback buffer */
 
 static void kern_finish(struct relay *r, enum relay_end why)

@@ -1,6 +1,6 @@
 #!/bin/bash
-# The CONNECT relay, byte for byte, in the mode RELAY_MODE names (default
-# sockmap; run-all.sh runs it with splice too): echoes of sizes around
+# The CONNECT relay, byte for byte, in the mode RELAY_MODE names (unset:
+# the daemon's default, splice; run-all.sh runs it with sockmap too): echoes of sizes around
 # buffer boundaries (0 .. 1 MiB+1) with the client's FIN first; bytes
 # pipelined right behind the CONNECT request (less and more than the
 # target takes at once); a server that speaks first and half-closes
@@ -10,7 +10,7 @@
 # in a daemon without CAP_BPF relays with splice, and `connect-relay
 # sockmap` refuses to start there (and -n says why).
 . "$(dirname "$0")/lib.sh"
-RELAY_MODE=${RELAY_MODE:-sockmap}
+RELAY_MODE=${RELAY_MODE:-splice}
 sg_topology
 ulimit -n 20000
 RP="$PY $SG_ROOT/netns-tests/tools/relay_peers.py"
