@@ -4,6 +4,9 @@
 # (median reported) in the same run so that ratios hold on a noisy machine,
 # and writes bench/results/results.json, results.md and charts (PNG).
 #   RUNS=3 SECONDS_PER_RUN=5 BIG_ASSOCS=100000 ./bench/run.sh
+#   SCENARIOS=connect ./bench/run.sh   only the CONNECT relays (routed,
+#                                      splice, sockmap, danted; one stream
+#                                      and 100 at once)
 # Every live association holds its N1 socket: BIG_ASSOCS is capped by the
 # file descriptors this process may open (ulimit -Hn), and reported so.
 # Traffic stays inside the namespaces (198.18.0.0/15, 2001:db8::/32);
@@ -13,6 +16,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SECS=${SECONDS_PER_RUN:-5}
 BIG=${BIG_ASSOCS:-100000}
+SCENARIOS=${SCENARIOS:-all}
 # The daemon and the two holding clients need one fd per association each.
 FDMAX=$(ulimit -Hn)
 [ "$FDMAX" = unlimited ] && FDMAX=1048576
@@ -38,8 +42,15 @@ sg_config "rule allow from 198.18.0.0/24" "rule allow from 2001:db8::/64" \
 	"max-associations 300000" "relay-ports 10000-59999" \
 	"max-handshakes-per-source 0" "max-sessions-per-source 0" \
 	"max-associations-per-source 0" \
-	"close-on-target-fin no" "close-on-flow-end no" # throughput: one association per protocol
+	"close-on-target-fin no" "close-on-flow-end no" `# throughput: one association per protocol` \
+	"connect-relay sockmap" # loaded at start; switched by reloads below
 sg_daemon
+# connect-relay MODE: the next CONNECT sessions use MODE.
+relay_mode() {
+	sed -i "s/^connect-relay .*/connect-relay $1/" "$SG_TMP/socksgated.conf"
+	kill -HUP "$DAEMON_PID" # log-level warn: no line to wait for
+	sleep 0.5
+}
 # Many short N1 connections from one client address: let the client reuse
 # TIME_WAIT ports so that its connect() does not become the bottleneck.
 inc sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000" # data sockets bind 65100+
@@ -91,25 +102,102 @@ measure() {
 	LAST=$(printf '%s\n' "${rates[@]}" | median)
 	record "$name" "$metric" "$LAST" ""
 	if [ "$proto" = tcp ]; then
-		record "$name" cpu_s_per_GB "$(printf '%s\n' "${cpg[@]}" | median)" s
+		LAST_CPU=$(printf '%s\n' "${cpg[@]}" | median)
+		record "$name" cpu_s_per_GB "$LAST_CPU" s
 	fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
+write_results() {
+	{
+		echo "{\"machine\": \"$(uname -r), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)\","
+		echo " \"date\": \"$(date -u +%FT%TZ)\", \"runs\": $RUNS, \"seconds_per_run\": $SECS,"
+		echo " \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min at the end)\","
+		echo " \"results\": ["
+		(IFS=,; echo "${results[*]}" | sed 's/},{/},\n  {/g')
+		echo "]}"
+	} >"$OUT/results.json"
+	$PY bench/report.py "$OUT/results.json" "$OUT"
+	echo "== wrote $OUT/results.json, results.md and charts"
+}
 
 echo "== throughput (median of $RUNS runs of ${SECS}s)"
 measure "routed forwarding tcp" tcp $T4 5001
 routed_tcp=$LAST
-tp_open tcp $C4:65001 $T4:5001 || fail "association refused"
-measure "transparent tcp" tcp "$BND_ADDR" "$BND_PORT" --src $C4:65001
-tp_tcp=$LAST
-TCP_BND=$BND_ADDR TCP_PORT=$BND_PORT TCP_PID=$TP_PID
-record "transparent/routed tcp" ratio "$(ratio "$tp_tcp" "$routed_tcp")" ""
+routed_cpu=$LAST_CPU
+if [ "$SCENARIOS" != connect ]; then
+	tp_open tcp $C4:65001 $T4:5001 || fail "association refused"
+	measure "transparent tcp" tcp "$BND_ADDR" "$BND_PORT" --src $C4:65001
+	tp_tcp=$LAST
+	TCP_BND=$BND_ADDR TCP_PORT=$BND_PORT TCP_PID=$TP_PID
+	record "transparent/routed tcp" ratio "$(ratio "$tp_tcp" "$routed_tcp")" ""
+fi
+relay_mode splice
 measure "socksgated CONNECT (splice) tcp" tcp $T4 5001 --socks $G4:1080
 sg_connect=$LAST
+sg_connect_cpu=$LAST_CPU
+relay_mode sockmap
+measure "socksgated CONNECT (sockmap) tcp" tcp $T4 5001 --socks $G4:1080
+sg_sockmap=$LAST
+sg_sockmap_cpu=$LAST_CPU
 measure "danted CONNECT tcp" tcp $T4 5001 --socks $G4:1081
 danted_connect=$LAST
-measure "microsocks CONNECT tcp" tcp $T4 5001 --socks $G4:1082
-record "transparent/danted CONNECT tcp" ratio "$(ratio "$tp_tcp" "$danted_connect")" ""
+danted_cpu=$LAST_CPU
+for m in "splice $sg_connect $sg_connect_cpu" "sockmap $sg_sockmap $sg_sockmap_cpu" \
+	"danted $danted_connect $danted_cpu"; do
+	set -- $m
+	record "CONNECT $1/routed tcp" ratio "$(ratio "$2" "$routed_tcp")" ""
+	record "CONNECT $1/routed tcp" cpu_per_GB_ratio "$(ratio "$3" "$routed_cpu")" ""
+done
+record "CONNECT sockmap/splice tcp" ratio "$(ratio "$sg_sockmap" "$sg_connect")" ""
+record "CONNECT sockmap/danted tcp" ratio "$(ratio "$sg_sockmap" "$danted_connect")" ""
+[ "$SCENARIOS" = connect ] ||
+	measure "microsocks CONNECT tcp" tcp $T4 5001 --socks $G4:1082
+[ "$SCENARIOS" = connect ] ||
+	record "transparent/danted CONNECT tcp" ratio "$(ratio "$tp_tcp" "$danted_connect")" ""
+
+# 100 streams at once (iperf3 -P 100; through the proxies with
+# proxychains4): routed, socksgated splice and sockmap, danted.
+ip netns exec "$NS_T" iperf3 -s -B $T4 -p 5202 >/dev/null 2>&1 &
+SG_PIDS+=($!)
+wait_listen "$NS_T" 5202
+cat >"$SG_TMP/pc-sg.conf" <<CONF
+strict_chain
+quiet_mode
+[ProxyList]
+socks5 $G4 1080
+CONF
+sed 's/ 1080$/ 1081/' "$SG_TMP/pc-sg.conf" >"$SG_TMP/pc-danted.conf"
+many() { # NAME [wrapper...]: median bits/s of 100 streams, CPU s per GB
+	local name=$1 rates=() cpg=() c0 c1 out
+	shift
+	for _ in $(seq "$RUNS"); do
+		c0=$(cpu_ticks)
+		inc "$@" iperf3 -c $T4 -p 5202 -P 100 -t "$SECS" -J >"$SG_TMP/iperf.json" 2>/dev/null
+		c1=$(cpu_ticks)
+		out=$($PY -c "import json; e=json.load(open('$SG_TMP/iperf.json'))['end']['sum_received']; print(e['bits_per_second'], round(($c1-$c0)/$HZ / max(e['bytes'],1) * 1e9, 3))" 2>/dev/null || echo "0 0")
+		rates+=("${out% *}")
+		cpg+=("${out#* }")
+	done
+	LAST=$(printf '%s\n' "${rates[@]}" | median)
+	record "$name" bits_per_s "$LAST" ""
+	record "$name" cpu_s_per_GB "$(printf '%s\n' "${cpg[@]}" | median)" s
+}
+many "100 streams routed"
+many_routed=$LAST
+relay_mode splice
+many "100 streams socksgated CONNECT (splice)" proxychains4 -q -f "$SG_TMP/pc-sg.conf"
+record "100 streams splice/routed" ratio "$(ratio "$LAST" "$many_routed")" ""
+relay_mode sockmap
+many "100 streams socksgated CONNECT (sockmap)" proxychains4 -q -f "$SG_TMP/pc-sg.conf"
+record "100 streams sockmap/routed" ratio "$(ratio "$LAST" "$many_routed")" ""
+many_sockmap=$LAST
+many "100 streams danted CONNECT" proxychains4 -q -f "$SG_TMP/pc-danted.conf"
+record "100 streams danted/routed" ratio "$(ratio "$LAST" "$many_routed")" ""
+record "100 streams sockmap/danted" ratio "$(ratio "$many_sockmap" "$LAST")" ""
+if [ "$SCENARIOS" = connect ]; then
+	write_results
+	exit 0
+fi
 measure "routed forwarding udp" udp $T4 5001 --size 64
 routed_udp=$LAST
 tp_open udp $C4:65002 $T4:5001 || fail "association refused"
@@ -333,13 +421,5 @@ fi
 release
 kill "$TCP_PID" "$UDP_PID" 2>/dev/null
 
-{
-	echo "{\"machine\": \"$(uname -r), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)\","
-	echo " \"date\": \"$(date -u +%FT%TZ)\", \"runs\": $RUNS, \"seconds_per_run\": $SECS,"
-	echo " \"results\": ["
-	(IFS=,; echo "${results[*]}" | sed 's/},{/},\n  {/g')
-	echo "]}"
-} >"$OUT/results.json"
-$PY bench/report.py "$OUT/results.json" "$OUT"
-echo "== wrote $OUT/results.json, results.md and charts"
+write_results
 true

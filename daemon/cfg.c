@@ -118,6 +118,9 @@ void cfg_defaults(struct cfg *c)
 	c->timeout_bind = 60;
 	c->timeout_assoc_idle = 0;
 	c->max_clients = 1024;
+	/* splice: the kernel relay (sockmap) measured slower on a single
+	 * stream (docs/benchmarks.md); an operator may choose it. */
+	c->connect_relay = CFG_RELAY_SPLICE;
 	c->log_level = LOG_LVL_INFO;
 	c->relay_port_lo = 20000;
 	c->relay_port_hi = 29999;
@@ -576,6 +579,18 @@ static int d_udp_name_rate(struct cfg_ctx *x, char **w, int n)
 	return 0;
 }
 
+static int d_connect_relay(struct cfg_ctx *x, char **w, int n)
+{
+	static const char *const names[] = {"auto", "sockmap", "splice"};
+
+	for (size_t i = 0; n == 2 && i < 3; i++)
+		if (strcmp(w[1], names[i]) == 0) {
+			x->c->connect_relay = (enum cfg_relay)i;
+			return 0;
+		}
+	return cfg_error(x, "usage: connect-relay auto|sockmap|splice");
+}
+
 /* The directives above; 1 if w[0] is none of them. */
 static int cfg_limits_directive(struct cfg_ctx *x, char **w, int n)
 {
@@ -611,6 +626,8 @@ static int cfg_directive(struct cfg_ctx *x, char **w, int n)
 		return d_users(x, w, n);
 	if (strcmp(d, "timeout") == 0)
 		return d_timeout(x, w, n);
+	if (strcmp(d, "connect-relay") == 0)
+		return d_connect_relay(x, w, n);
 	if (strcmp(d, "max-clients") == 0)
 		return d_count(x, w, n, &x->c->max_clients);
 	if (strcmp(d, "max-associations") == 0)

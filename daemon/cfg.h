@@ -44,6 +44,13 @@ struct cfg_limits {
 	unsigned udp_name_burst;
 };
 
+/* connect-relay: who moves a CONNECT's bytes. */
+enum cfg_relay {
+	CFG_RELAY_AUTO = 0, /* sockmap if it loaded at start, else splice */
+	CFG_RELAY_SOCKMAP,
+	CFG_RELAY_SPLICE, /* the default */
+};
+
 struct cfg {
 	struct sockaddr_storage listen[CFG_MAX_LISTEN];
 	size_t nlisten;
@@ -53,6 +60,7 @@ struct cfg {
 	unsigned timeout_handshake, timeout_connect, timeout_idle;
 	unsigned timeout_bind, timeout_assoc_idle; /* 0 = none */
 	unsigned max_clients;
+	enum cfg_relay connect_relay;
 	struct pol_rule *rules;
 	size_t nrules;
 	int log_level;

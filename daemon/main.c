@@ -26,6 +26,7 @@
 #include "selfaddr.h"
 #include "sess.h"
 #include "priv.h"
+#include "sockmap.h"
 #include "srv.h"
 #include "sup.h"
 
@@ -158,6 +159,33 @@ static void usage(FILE *f)
 		"  -V       print the version\n");
 }
 
+/* connect-relay: loads the kernel relay (needs privileges: in the
+ * session process before its drop).  `sockmap` that cannot load refuses to
+ * start; `auto` says once why it uses splice.  Returns 0, or -1 after logging
+ * why. */
+static int relay_init(struct srv *srv)
+{
+	enum cfg_relay mode = srv->cfg.connect_relay;
+	char err[256];
+
+	if (mode == CFG_RELAY_SPLICE) {
+		log_info("connect-relay splice");
+		return 0;
+	}
+	srv->sockmap = sockmap_init(err, sizeof(err));
+	if (srv->sockmap == NULL && mode == CFG_RELAY_SOCKMAP) {
+		log_error("connect-relay sockmap: %s", err);
+		return -1;
+	}
+	if (srv->sockmap == NULL)
+		log_info("connect-relay auto: splice (sockmap unavailable: %s)",
+			 err);
+	else
+		log_info("connect-relay %s: sockmap",
+			 mode == CFG_RELAY_AUTO ? "auto" : "sockmap");
+	return 0;
+}
+
 struct session_arg {
 	const char *path;
 	bool debug;
@@ -185,7 +213,7 @@ static int session_main(void *argp, struct cfg *cfg, int agent_fd, int sup_fd)
 		log_error("cannot initialise libev with epoll");
 		return status;
 	}
-	if (srv_open(&srv, loop) < 0)
+	if (relay_init(&srv) < 0 || srv_open(&srv, loop) < 0)
 		goto out;
 	if (ctl_chown(srv.ctl, arg->user.uid, arg->user.gid) < 0)
 		log_warn("control %s: chown to %s", srv.cfg.control_path,
@@ -289,6 +317,17 @@ int main(int argc, char **argv)
 		auth_free(db);
 		agent_warn_unrelayable(&cfg);
 		fwcheck_once();
+		if (cfg.connect_relay == CFG_RELAY_SOCKMAP) {
+			struct sockmap *sm = sockmap_init(err, sizeof(err));
+			if (sm == NULL) {
+				fprintf(stderr,
+					"%s: connect-relay sockmap: %s\n", path,
+					err);
+				cfg_free(&cfg);
+				return 1;
+			}
+			sockmap_free(sm);
+		}
 		cfg_free(&cfg);
 		printf("%s: configuration OK\n", path);
 		return 0;

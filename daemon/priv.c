@@ -83,18 +83,20 @@ static int caps_get(struct __user_cap_data_struct d[2])
 	return (int)syscall(SYS_capget, &h, d);
 }
 
-static int caps_set(uint32_t keep)
+/* keep: a mask of all 64 capability bits. */
+static int caps_set(uint64_t keep)
 {
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct d[2];
 
 	memset(d, 0, sizeof(d));
-	d[0].effective = d[0].permitted = keep;
+	d[0].effective = d[0].permitted = (uint32_t)keep;
+	d[1].effective = d[1].permitted = (uint32_t)(keep >> 32);
 	return (int)syscall(SYS_capset, &h, d);
 }
 
 /* Becomes u with the capabilities in keep (a mask of the first 32). */
-static int priv_become(const struct priv_user *u, uint32_t keep, char *err,
+static int priv_become(const struct priv_user *u, uint64_t keep, char *err,
 		       size_t errlen)
 {
 	struct __user_cap_data_struct d[2];
@@ -109,7 +111,7 @@ static int priv_become(const struct priv_user *u, uint32_t keep, char *err,
 	 * last one) leaves the bounding set, but the one kept. */
 	step = "prctl(PR_CAPBSET_DROP)";
 	for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
-		if ((cap >= 32 || !(keep & (1u << cap))) &&
+		if (!(keep & (1ull << cap)) &&
 		    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
 			goto fail;
 	step = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)";
@@ -177,13 +179,13 @@ int priv_drop_all(const struct priv_user *u, char *err, size_t errlen)
 	return priv_become(u, 0, err, errlen);
 }
 
-int priv_limit(uint32_t keep, char *err, size_t errlen)
+int priv_limit(uint64_t keep, char *err, size_t errlen)
 {
 	struct __user_cap_data_struct d[2];
 	const char *step = "prctl(PR_CAPBSET_DROP)";
 
 	for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
-		if ((cap >= 32 || !(keep & (1u << cap))) &&
+		if (!(keep & (1ull << cap)) &&
 		    prctl(PR_CAPBSET_READ, cap) == 1 &&
 		    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
 			goto fail;
@@ -195,7 +197,8 @@ int priv_limit(uint32_t keep, char *err, size_t errlen)
 	if (caps_get(d) < 0)
 		goto fail;
 	step = "capset";
-	if (caps_set(keep & d[0].permitted) < 0)
+	if (caps_set(keep & ((uint64_t)d[1].permitted << 32 | d[0].permitted)) <
+	    0)
 		goto fail;
 	return 0;
 fail:

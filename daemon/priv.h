@@ -48,10 +48,10 @@ int priv_drop(const struct priv_user *u, char *err, size_t errlen);
 int priv_drop_all(const struct priv_user *u, char *err, size_t errlen);
 
 #define PRIV_CAP_NET_ADMIN (1u << 12)
-/* Keeps only the capabilities in keep (a mask of the first 32), without
+/* Keeps only the capabilities in keep (a mask of all 64 bits), without
  * changing uid: bounding set, ambient set, then permitted and effective.
  * 0, or -1 with err set. */
-int priv_limit(uint32_t keep, char *err, size_t errlen);
+int priv_limit(uint64_t keep, char *err, size_t errlen);
 /* PR_SET_DUMPABLE 0: no core dump, no ptrace by the same uid, /proc/PID
  * owned by root.  0 or -1 with errno. */
 int priv_no_dump(void);

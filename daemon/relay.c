@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -151,14 +152,21 @@ static void relay_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void relay_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct relay *r = w->data;
-	double left = r->last + r->idle_timeout - ev_now(loop);
+	double left, step;
 
 	(void)revents;
+	/* Sockmap mode sees no data: it looks at the counters, a quarter
+	 * of the timeout apart, and takes a change as activity then (never
+	 * early; at most a quarter late). */
+	if (r->kern)
+		relay_sockmap_idle(r);
+	left = r->last + r->idle_timeout - ev_now(loop);
 	if (left <= 0) {
 		relay_finish(r, RELAY_END_IDLE);
 		return;
 	}
-	w->repeat = left;
+	step = r->idle_timeout / 4.0;
+	w->repeat = r->kern && step < left ? (step < 0.1 ? 0.1 : step) : left;
 	ev_timer_again(loop, w);
 }
 
@@ -175,18 +183,37 @@ static int dir_init(struct relay *r, struct relay_dir *d, int src, int dst)
 	return 0;
 }
 
-int relay_start(struct relay *r, struct ev_loop *loop, int c, int t,
-		unsigned idle_timeout, relay_done_cb cb, void *arg)
+void relay_dir_handover(struct relay_dir *d)
+{
+	dir_arm(d);
+}
+
+int relay_preload(struct relay *r, const void *buf, size_t len)
+{
+	struct relay_dir *d = &r->up;
+
+	if (len == 0)
+		return 0;
+	if (len > RELAY_BUFSZ || (d->buf = malloc(RELAY_BUFSZ)) == NULL)
+		return -1;
+	memcpy(d->buf, buf, len);
+	d->pending = len;
+	d->off = 0;
+	return 0;
+}
+
+int relay_start(struct relay *r, struct ev_loop *loop, struct sockmap *sm,
+		int c, int t, unsigned idle_timeout, relay_done_cb cb,
+		void *arg)
 {
 	r->loop = loop;
 	r->cb = cb;
 	r->arg = arg;
 	r->idle_timeout = idle_timeout;
 	r->last = ev_now(loop);
+	r->kern = NULL;
 	dir_init(r, &r->up, c, t);
 	dir_init(r, &r->down, t, c);
-	ev_io_start(loop, &r->up.rd);
-	ev_io_start(loop, &r->down.rd);
 	ev_init(&r->idle, relay_idle_cb);
 	r->idle.data = r;
 	if (idle_timeout > 0) {
@@ -194,7 +221,32 @@ int relay_start(struct relay *r, struct ev_loop *loop, int c, int t,
 		ev_timer_again(loop, &r->idle);
 	}
 	r->running = true;
+	if (sm != NULL) {
+		int rc = relay_sockmap_start(r, sm, c, t);
+		if (rc < 0) {
+			r->running = false;
+			ev_timer_stop(loop, &r->idle);
+			free(r->up.buf);
+			r->up.buf = NULL;
+			return -1;
+		}
+		if (rc == 0)
+			return 0;
+	}
+	/* Splice.  Bytes preloaded toward the target go first. */
+	dir_arm(&r->up);
+	ev_io_start(loop, &r->down.rd);
 	return 0;
+}
+
+void relay_bytes(const struct relay *r, uint64_t *up, uint64_t *down)
+{
+	if (r->kern) {
+		relay_sockmap_bytes(r, up, down);
+		return;
+	}
+	*up = r->up.bytes;
+	*down = r->down.bytes;
 }
 
 static void dir_stop(struct relay *r, struct relay_dir *d)
@@ -211,6 +263,8 @@ void relay_stop(struct relay *r)
 	if (!r->running)
 		return;
 	r->running = false;
+	if (r->kern)
+		relay_sockmap_stop(r);
 	dir_stop(r, &r->up);
 	dir_stop(r, &r->down);
 	ev_timer_stop(r->loop, &r->idle);

@@ -1,7 +1,9 @@
 /*
  * relay: copies a TCP stream both ways between two connected sockets with
  * splice(2) through a pipe per direction (zero copy through user space),
- * falling back to a bounded buffer where splice cannot be used.
+ * falling back to a bounded buffer where splice cannot be used; or has
+ * the kernel relay them (sockmap mode, relay_sockmap.c: no byte through
+ * user space, which still sees each direction's end and counts bytes).
  *
  * Back-pressure: a direction reads only when its pipe (or buffer) is
  * empty, so a peer that stops reading stops the reading from the other.
@@ -15,6 +17,8 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "sockmap.h"
 
 enum relay_end {
 	RELAY_END_CLOSED = 0, /* both sides sent FIN */
@@ -38,6 +42,20 @@ struct relay_dir {
 	struct relay *r;
 };
 
+/* Sockmap mode (relay_sockmap.c).  Side 0 is the client, side 1 the
+ * target; direction i carries side i's data to side 1 - i. */
+struct relay_kern {
+	struct sockmap *sm;
+	struct sockmap_pair pair;
+	uint64_t base[2];  /* sockmap_written() of each side at the start */
+	uint64_t seen;	   /* taken both ways at the last idle check */
+	ev_timer drain;	   /* after an EOF, until the data went out */
+	double drain_wait; /* its next interval (backs off) */
+	bool eof[2];	   /* side i sent FIN */
+	bool stuck[2];	   /* paused, half-closed: cannot go back */
+	bool handed[2];	   /* direction i now runs in user space */
+};
+
 struct relay {
 	struct ev_loop *loop;
 	struct relay_dir up;   /* client -> target */
@@ -47,14 +65,37 @@ struct relay {
 	relay_done_cb cb;
 	void *arg;
 	bool running;
+	struct relay_kern *kern; /* sockmap mode; NULL: splice */
 };
 
 /* Starts relaying between client fd c and target fd t (both non-blocking).
- * idle_timeout 0 disables the idle timer.  Returns 0, or -1 if no pipe nor
- * buffer could be had. */
-int relay_start(struct relay *r, struct ev_loop *loop, int c, int t,
-		unsigned idle_timeout, relay_done_cb cb, void *arg);
-/* Stops the watchers and frees pipes and buffers; idempotent. */
+ * idle_timeout 0 disables the idle timer.  With sm, the kernel relays
+ * (r->kern is then set) unless the pair cannot go into its maps (full,
+ * out of memory) or the client pipelined more than the target takes at
+ * once: then splice.  Returns 0, or -1 (nothing started; the owner ends
+ * the session). */
+int relay_start(struct relay *r, struct ev_loop *loop, struct sockmap *sm,
+		int c, int t, unsigned idle_timeout, relay_done_cb cb,
+		void *arg);
+/* Stops the watchers and frees pipes and buffers (sockmap mode: counts
+ * the bytes and takes the pair out of the maps); idempotent. */
 void relay_stop(struct relay *r);
+/* Bytes relayed each way so far (up: client to target), including
+ * r->up.bytes counted before the start. */
+void relay_bytes(const struct relay *r, uint64_t *up, uint64_t *down);
+
+/* relay_sockmap.c, for relay.c only.  _start returns 0 (the kernel
+ * relays), 1 (use splice; what the client had queued may be preloaded),
+ * or -1 (end the session). */
+int relay_sockmap_start(struct relay *r, struct sockmap *sm, int c, int t);
+void relay_sockmap_stop(struct relay *r);
+void relay_sockmap_idle(struct relay *r);
+void relay_sockmap_bytes(const struct relay *r, uint64_t *up, uint64_t *down);
+/* Starts direction d in user space (splice) in a relay that ran it in
+ * the kernel so far. */
+void relay_dir_handover(struct relay_dir *d);
+/* Splice mode with len (<= 16 KiB) bytes queued toward the target
+ * first. */
+int relay_preload(struct relay *r, const void *buf, size_t len);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "sess_int.h"
 #include "srv.h"
 
@@ -50,9 +51,22 @@ void sess_tcp_start(struct sess *s, int fd)
 	s->state = SESS_RELAY;
 	sess_settle(s);
 	ev_io_stop(srv->loop, &s->rd);
-	if (relay_start(&s->tcp->relay, srv->loop, s->fd, fd,
-			srv->cfg.timeout_idle, tcp_done, s) < 0)
+	/* connect-relay: BIND keeps splice (its peer came to us; the
+	 * directive is about CONNECT). */
+	struct sockmap *sm =
+		s->cmd == S5_CMD_CONNECT &&
+				srv->cfg.connect_relay != CFG_RELAY_SPLICE
+			? srv->sockmap
+			: NULL;
+	if (relay_start(&s->tcp->relay, srv->loop, sm, s->fd, fd,
+			srv->cfg.timeout_idle, tcp_done, s) < 0) {
 		sess_end(s, SESS_END_RESET);
+		return;
+	}
+	if (sm != NULL && s->tcp->relay.kern == NULL)
+		log_debug("session %llu: CONNECT relayed by splice (the "
+			  "kernel relay could not take it)",
+			  (unsigned long long)s->id);
 }
 
 void sess_tcp_stop(struct sess *s)
@@ -69,6 +83,7 @@ void sess_tcp_stop(struct sess *s)
 
 void sess_tcp_bytes(const struct sess *s, uint64_t *up, uint64_t *down)
 {
-	*up = s->tcp ? s->tcp->relay.up.bytes : 0;
-	*down = s->tcp ? s->tcp->relay.down.bytes : 0;
+	*up = *down = 0;
+	if (s->tcp)
+		relay_bytes(&s->tcp->relay, up, down);
 }

@@ -26,6 +26,7 @@
 #include "dns.h"
 #include "log.h"
 #include "sess.h"
+#include "sockmap.h"
 #include "srclimit.h"
 
 #define SRV_ACCEPT_BURST 64
@@ -285,6 +286,10 @@ static int srv_reload(struct srv *s, int cfg_fd, int users_fd)
 		s->ctl = ctl_open(s->loop, s->cfg.control_path, s->ctl_handler,
 				  s);
 	}
+	if (s->cfg.connect_relay == CFG_RELAY_SOCKMAP && s->sockmap == NULL)
+		log_warnx(
+			"connect-relay sockmap: the program was not loaded at "
+			"start; CONNECT uses splice until a restart");
 	srv_maybe_resume(s);
 	log_info("configuration reloaded");
 	return 0;
@@ -359,6 +364,15 @@ static int srv_limits_init(struct srv *s)
 	s->limits_sweep.data = s;
 	ev_timer_start(s->loop, &s->limits_sweep);
 	return 0;
+}
+
+static void srv_sockmap_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct srv *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	sockmap_process(s->sockmap);
 }
 
 int srv_open(struct srv *s, struct ev_loop *loop)
@@ -470,6 +484,12 @@ int srv_start(struct srv *s, int agent_fd, int sup_fd)
 	ev_signal_start(loop, &s->sig_int);
 	ev_signal_start(loop, &s->sig_term);
 	ev_signal_start(loop, &s->sig_hup);
+	if (s->sockmap) {
+		ev_io_init(&s->sockmap_io, srv_sockmap_cb,
+			   sockmap_fd(s->sockmap), EV_READ);
+		s->sockmap_io.data = s;
+		ev_io_start(loop, &s->sockmap_io);
+	}
 	s->accept_paused = false;
 	srv_listeners_set(s, true);
 	return 0;
@@ -520,5 +540,11 @@ void srv_free(struct srv *s)
 	}
 	free(s->udp_buf);
 	s->udp_buf = NULL;
+	if (s->sockmap) {
+		if (ev_is_active(&s->sockmap_io))
+			ev_io_stop(s->loop, &s->sockmap_io);
+		sockmap_free(s->sockmap);
+		s->sockmap = NULL;
+	}
 	cfg_free(&s->cfg);
 }

@@ -21,6 +21,7 @@ struct kagent;
 struct ctl;
 struct ctl_conn;
 struct srclimit;
+struct sockmap;
 
 struct srv_listener {
 	ev_io w;
@@ -63,6 +64,11 @@ struct srv {
 	ev_io sup_io;
 	int status;	 /* the session process's exit status */
 	struct ctl *ctl; /* control socket; NULL if it failed */
+	/* The kernel relay for CONNECT (connect-relay), loaded at start
+	 * by the session process while still privileged; NULL: splice.
+	 * srv_free frees it. */
+	struct sockmap *sockmap;
+	ev_io sockmap_io;
 	/* What the control socket answers (ctl_cmd_answer, set by main.c:
 	 * the module that reads the server is not the server's to name). */
 	void (*ctl_handler)(void *srv, const char *line, struct ctl_conn *c);

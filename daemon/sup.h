@@ -24,12 +24,16 @@
  * SETGID and SETPCAP to make the children's accounts and capability
  * sets, KILL to signal them, CHOWN for the control socket,
  * NET_BIND_SERVICE for listeners below 1024, DAC_READ_SEARCH to read the
- * configuration and users file whoever owns them. */
+ * configuration and users file whoever owns them, BPF and PERFMON for the
+ * session process to load `connect-relay sockmap` before its drop (each
+ * kept only if the supervisor has it). */
 #define SUP_CAPS                                                               \
-	((1u << 12) /* NET_ADMIN */ | (1u << 7) /* SETUID */ |                 \
-	 (1u << 6) /* SETGID */ | (1u << 8) /* SETPCAP */ |                    \
-	 (1u << 5) /* KILL */ | (1u << 0) /* CHOWN */ |                        \
-	 (1u << 10) /* NET_BIND_SERVICE */ | (1u << 2) /* DAC_READ_SEARCH */)
+	((1ull << 12) /* NET_ADMIN */ | (1ull << 7) /* SETUID */ |             \
+	 (1ull << 6) /* SETGID */ | (1ull << 8) /* SETPCAP */ |                \
+	 (1ull << 5) /* KILL */ | (1ull << 0) /* CHOWN */ |                    \
+	 (1ull << 10) /* NET_BIND_SERVICE */ |                                 \
+	 (1ull << 2) /* DAC_READ_SEARCH */ | (1ull << 39) /* BPF */ |          \
+	 (1ull << 38) /* PERFMON */)
 
 struct sup_opts {
 	const char *cfg_path;

@@ -2,13 +2,24 @@
 # Runs every netns-tests/test-*.sh (or the ones named) and prints a
 # summary.  Exit 0 only if none failed (skips are reported, not failures).
 cd "$(dirname "$0")" || exit 1
+# Without arguments, the CONNECT tests run a second time with the kernel
+# relay (RELAY_MODE=sockmap: `connect-relay sockmap` in their config).
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(test-*.sh)
+if [ ${#tests[@]} -eq 0 ]; then
+	tests=(test-*.sh)
+	for t in test-connect-curl.sh test-connect-clients.sh test-connect-backpressure.sh \
+		test-connect-relay.sh test-robustness.sh test-run.sh; do
+		tests+=("RELAY_MODE=sockmap:$t")
+	done
+fi
 pass=0 failn=0 skipn=0 failed=()
 for t in "${tests[@]}"; do
 	start=$(date +%s)
 	echo "== $t"
-	timeout 600 "./$t"
+	case $t in
+	RELAY_MODE=*:*) m=${t%%:*}; RELAY_MODE=${m#RELAY_MODE=} timeout 600 "./${t#*:}" ;;
+	*) timeout 600 "./$t" ;;
+	esac
 	rc=$?
 	dur=$(($(date +%s) - start))
 	case $rc in

@@ -55,6 +55,8 @@ PKGS=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 	libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libev-dev
 	libc-ares-dev libcriterion-dev libcrypt-dev
+	# the kernel relay's BPF program (SG_SOCKMAP): clang above, and
+	bpftool libbpf-dev
 	# kernel tools, audit, namespaces; iptables (-nft) for the firewall tests
 	nftables conntrack iproute2 procps kmod iptables
 	# real peers for the tests and the demo

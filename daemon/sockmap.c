@@ -1,0 +1,438 @@
+/*
+ * sockmap: see sockmap.h.  libbpf loads the program (the skeleton
+ * bpftool generates from bpf/sockmap.bpf.c at build time embeds the
+ * object); after sockmap_init() only the maps' descriptors are used.
+ *
+ * Adding a pair, in this order (each step's reason):
+ *   1. sg_peer: each socket's cookie names the other's, so the program
+ *      knows where to send as soon as it runs on a socket;
+ *   2. sg_dst: both sockets become redirect targets (this map has no
+ *      program: their receive path is unchanged);
+ *   3. sg_src: each socket gets the verdict program; from now on what
+ *      arrives is sent on.  The peer is already in sg_dst, so nothing
+ *      arrives with nowhere to go;
+ *   4. one recv() on each: tcp_bpf's recvmsg runs the program over what
+ *      was queued before step 3 (the kernel runs it only when data
+ *      arrives), oldest first, so nothing waits for more data to come
+ *      and nothing is reordered.  The program never passes data up, so
+ *      recv() returns EAGAIN, or 0 when a FIN was queued too.
+ * A socket must not hold a partly read skb at step 3: the kernel sends
+ * whole skbs (the owner drains what it read from first).
+ */
+#include "sockmap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifdef SG_SOCKMAP
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sockmap.skel.h"
+#include "sockmap_bpf.h"
+
+_Static_assert(SOCKMAP_RESUME_BELOW * 2 == SOCKMAP_BACKLOG,
+	       "resume at half the program's limit");
+
+#define SOCKMAP_HASH 4096 /* cookie -> pair buckets (chained) */
+
+struct sockmap {
+	struct sockmap_bpf *skel;
+	int src, dst, peer; /* the maps' descriptors */
+	int ep;		    /* EOF, error and ring watch */
+	struct ring_buffer *notes;
+	struct sockmap_pair_slot note_slot; /* pair NULL: the ring */
+	struct sockmap_pair_slot *hash[SOCKMAP_HASH];
+};
+
+static struct sockmap_pair_slot **hash_head(struct sockmap *sm, uint64_t c)
+{
+	return &sm->hash[(c ^ (c >> 12) ^ (c >> 24)) % SOCKMAP_HASH];
+}
+
+static void hash_add(struct sockmap *sm, struct sockmap_pair *p)
+{
+	for (int i = 0; i < 2; i++) {
+		struct sockmap_pair_slot **h = hash_head(sm, p->cookie[i]);
+		p->slot[i].next = *h;
+		*h = &p->slot[i];
+	}
+}
+
+static struct sockmap_pair_slot *hash_find(struct sockmap *sm, uint64_t c)
+{
+	struct sockmap_pair_slot *s = *hash_head(sm, c);
+
+	while (s != NULL && s->pair->cookie[s->side] != c)
+		s = s->next;
+	return s;
+}
+
+static void hash_del(struct sockmap *sm, struct sockmap_pair *p)
+{
+	for (int i = 0; i < 2; i++) {
+		struct sockmap_pair_slot **h = hash_head(sm, p->cookie[i]);
+		while (*h != NULL && *h != &p->slot[i])
+			h = &(*h)->next;
+		if (*h != NULL)
+			*h = p->slot[i].next;
+	}
+}
+
+/* A request from the program: pause that socket (once). */
+static int sockmap_note(void *ctx, void *data, size_t len)
+{
+	struct sockmap *sm = ctx;
+	const struct sockmap_note *n = data;
+	struct sockmap_pair_slot *s;
+	struct sockmap_pair *p;
+	int side;
+
+	if (len < sizeof(*n) || (s = hash_find(sm, n->cookie)) == NULL)
+		return 0;
+	p = s->pair;
+	side = s->side;
+	if (!p->added || p->paused[side])
+		return 0;
+	if (bpf_map_delete_elem(sm->src, &p->cookie[side]) < 0)
+		return 0;
+	p->paused[side] = true;
+	p->cb(p->arg, side, SOCKMAP_EV_FULL);
+	return 0;
+}
+
+static int sockmap_quiet(enum libbpf_print_level level, const char *fmt,
+			 va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+struct sockmap *sockmap_init(char *err, size_t errlen)
+{
+	struct sockmap *sm = calloc(1, sizeof(*sm));
+	int prog;
+
+	if (sm == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	sm->ep = -1;
+	libbpf_set_print(sockmap_quiet);
+	sm->skel = sockmap_bpf__open_and_load();
+	if (sm->skel == NULL) {
+		snprintf(err, errlen, "loading the BPF program: %s%s",
+			 strerror(errno),
+			 errno == EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)"
+					: "");
+		goto fail;
+	}
+	sm->src = bpf_map__fd(sm->skel->maps.sg_src);
+	sm->dst = bpf_map__fd(sm->skel->maps.sg_dst);
+	sm->peer = bpf_map__fd(sm->skel->maps.sg_peer);
+	prog = bpf_program__fd(sm->skel->progs.sg_verdict);
+	if (bpf_prog_attach(prog, sm->src, BPF_SK_SKB_STREAM_VERDICT, 0) < 0) {
+		snprintf(err, errlen, "attaching the verdict program: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	sm->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (sm->ep < 0) {
+		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+		goto fail;
+	}
+	sm->notes = ring_buffer__new(bpf_map__fd(sm->skel->maps.sg_note),
+				     sockmap_note, sm, NULL);
+	if (sm->notes == NULL) {
+		snprintf(err, errlen, "the request ring: %s", strerror(errno));
+		goto fail;
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &sm->note_slot};
+	if (epoll_ctl(sm->ep, EPOLL_CTL_ADD, ring_buffer__epoll_fd(sm->notes),
+		      &ev) < 0) {
+		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+		goto fail;
+	}
+	return sm;
+fail:
+	sockmap_free(sm);
+	return NULL;
+}
+
+void sockmap_free(struct sockmap *sm)
+{
+	if (sm == NULL)
+		return;
+	if (sm->ep >= 0)
+		close(sm->ep);
+	ring_buffer__free(sm->notes);
+	sockmap_bpf__destroy(sm->skel);
+	free(sm);
+}
+
+int sockmap_fd(const struct sockmap *sm)
+{
+	return sm->ep;
+}
+
+void sockmap_process(struct sockmap *sm)
+{
+	/* One event per epoll_wait: a callback may remove (and its owner
+	 * free) any pair, so no event may outlive a callback in a batch.
+	 * Events are rare (ends of streams), hence the bound. */
+	for (int i = 0; i < 256; i++) {
+		struct epoll_event ev;
+		struct sockmap_pair_slot *s;
+		unsigned e = 0;
+
+		if (epoll_wait(sm->ep, &ev, 1, 0) != 1)
+			return;
+		s = ev.data.ptr;
+		if (s == &sm->note_slot) {
+			/* Each request may end its session: one at a time
+			 * is not needed, the pair is looked up per
+			 * request. */
+			ring_buffer__consume(sm->notes);
+			continue;
+		}
+		if (ev.events & EPOLLERR)
+			e |= SOCKMAP_EV_ERR;
+		if (ev.events & (EPOLLRDHUP | EPOLLHUP))
+			e |= SOCKMAP_EV_EOF;
+		if (e && s->pair != NULL && s->pair->added)
+			s->pair->cb(s->pair->arg, s->side, e);
+	}
+}
+
+static int sock_cookie(int fd, uint64_t *c)
+{
+	socklen_t len = sizeof(*c);
+
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, c, &len);
+}
+
+/* Steps 1..3 for the pair; on failure, undoes what it did (the steps
+ * before 3b never moved data). */
+int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
+{
+	struct sockmap_peer v[2];
+	int step = 0, saved, rc = -1;
+	char c;
+
+	p->fd[0] = a;
+	p->fd[1] = b;
+	if (sock_cookie(a, &p->cookie[0]) < 0 ||
+	    sock_cookie(b, &p->cookie[1]) < 0)
+		return -1;
+	v[0] = (struct sockmap_peer){.peer = p->cookie[1]};
+	v[1] = (struct sockmap_peer){.peer = p->cookie[0]};
+	uint64_t wb, wa;
+	if (sockmap_written(b, &wb) < 0 || sockmap_written(a, &wa) < 0)
+		return -1;
+	v[0].wbase = wb;
+	v[1].wbase = wa;
+	p->paused[0] = p->paused[1] = false;
+	for (int i = 0; i < 2; i++, step++)
+		if (bpf_map_update_elem(sm->peer, &p->cookie[i], &v[i],
+					BPF_NOEXIST) < 0)
+			goto undo;
+	for (int i = 0; i < 2; i++, step++) {
+		uint64_t fd = (uint64_t)p->fd[i];
+		if (bpf_map_update_elem(sm->dst, &p->cookie[i], &fd,
+					BPF_NOEXIST) < 0)
+			goto undo;
+	}
+	for (int i = 0; i < 2; i++, step++) {
+		uint64_t fd = (uint64_t)p->fd[i];
+		if (bpf_map_update_elem(sm->src, &p->cookie[i], &fd,
+					BPF_NOEXIST) < 0) {
+			rc = i == 0 ? -1 : -2;
+			goto undo;
+		}
+	}
+	p->added = true;
+	for (int i = 0; i < 2; i++) {
+		p->slot[i].pair = p;
+		p->slot[i].side = i;
+	}
+	hash_add(sm, p);
+	for (int i = 0; i < 2; i++) {
+		struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET,
+					 .data.ptr = &p->slot[i]};
+		if (epoll_ctl(sm->ep, EPOLL_CTL_ADD, p->fd[i], &ev) < 0) {
+			saved = errno;
+			sockmap_remove(sm, p);
+			errno = saved;
+			return -2;
+		}
+	}
+	/* Step 4: the kick.  Data here would mean the program passed some
+	 * up, which it never does. */
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = recv(p->fd[i], &c, 1, MSG_DONTWAIT);
+		if (n > 0 || (n < 0 && errno != EAGAIN &&
+			      errno != EWOULDBLOCK && errno != EINTR)) {
+			/* A reset already there: this recv() took the error
+			 * that EPOLLERR would have shown; say it here. */
+			saved = n > 0 ? EPROTO : errno;
+			sockmap_remove(sm, p);
+			errno = saved;
+			return -2;
+		}
+	}
+	return 0;
+undo:
+	saved = errno;
+	for (int s = step - 1; s >= 0; s--) {
+		int map = s < 2 ? sm->peer : s < 4 ? sm->dst : sm->src;
+		bpf_map_delete_elem(map, &p->cookie[s % 2]);
+	}
+	errno = saved;
+	return rc;
+}
+
+void sockmap_remove(struct sockmap *sm, struct sockmap_pair *p)
+{
+	if (!p->added)
+		return;
+	p->added = false;
+	hash_del(sm, p);
+	for (int i = 0; i < 2; i++) {
+		/* Before sg_peer, so the program never runs without it. */
+		epoll_ctl(sm->ep, EPOLL_CTL_DEL, p->fd[i], NULL);
+		if (!p->paused[i])
+			bpf_map_delete_elem(sm->src, &p->cookie[i]);
+		p->slot[i].pair = NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		bpf_map_delete_elem(sm->dst, &p->cookie[i]);
+		bpf_map_delete_elem(sm->peer, &p->cookie[i]);
+	}
+}
+
+int sockmap_resume(struct sockmap *sm, struct sockmap_pair *p, int side)
+{
+	uint64_t fd = (uint64_t)p->fd[side];
+	char c;
+
+	if (!p->paused[side])
+		return 0;
+	if (bpf_map_update_elem(sm->src, &p->cookie[side], &fd, BPF_NOEXIST) <
+	    0)
+		return -1;
+	p->paused[side] = false;
+	/* What queued up meanwhile is taken now, not at the next arrival.
+	 * An error here (a reset) is the pair's end. */
+	ssize_t n = recv(p->fd[side], &c, 1, MSG_DONTWAIT);
+	if (n > 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		return -1;
+	return 0;
+}
+
+int sockmap_taken(struct sockmap *sm, const struct sockmap_pair *p, int side,
+		  uint64_t *bytes)
+{
+	struct sockmap_peer v;
+
+	if (bpf_map_lookup_elem(sm->peer, &p->cookie[side], &v) < 0)
+		return -1;
+	*bytes = v.bytes;
+	return 0;
+}
+
+#else /* !SG_SOCKMAP */
+
+struct sockmap {
+	int unused;
+};
+
+struct sockmap *sockmap_init(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "built without sockmap support (SG_SOCKMAP)");
+	return NULL;
+}
+
+void sockmap_free(struct sockmap *sm)
+{
+	(void)sm;
+}
+
+int sockmap_fd(const struct sockmap *sm)
+{
+	(void)sm;
+	return -1;
+}
+
+void sockmap_process(struct sockmap *sm)
+{
+	(void)sm;
+}
+
+int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
+{
+	(void)sm;
+	(void)p;
+	(void)a;
+	(void)b;
+	errno = ENOSYS;
+	return -1;
+}
+
+void sockmap_remove(struct sockmap *sm, struct sockmap_pair *p)
+{
+	(void)sm;
+	(void)p;
+}
+
+int sockmap_resume(struct sockmap *sm, struct sockmap_pair *p, int side)
+{
+	(void)sm;
+	(void)p;
+	(void)side;
+	errno = ENOSYS;
+	return -1;
+}
+
+int sockmap_taken(struct sockmap *sm, const struct sockmap_pair *p, int side,
+		  uint64_t *bytes)
+{
+	(void)sm;
+	(void)p;
+	(void)side;
+	*bytes = 0;
+	errno = ENOSYS;
+	return -1;
+}
+
+#endif /* SG_SOCKMAP */
+
+int sockmap_written(int fd, uint64_t *bytes)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int outq;
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    ioctl(fd, SIOCOUTQ, &outq) < 0)
+		return -1;
+	*bytes = ti.tcpi_bytes_acked + (uint64_t)outq;
+	return 0;
+}

@@ -1,0 +1,130 @@
+#!/bin/bash
+# The CONNECT relay, byte for byte, in the mode RELAY_MODE names (unset:
+# the daemon's default, splice; run-all.sh runs it with sockmap too): echoes of sizes around
+# buffer boundaries (0 .. 1 MiB+1) with the client's FIN first; bytes
+# pipelined right behind the CONNECT request (less and more than the
+# target takes at once); a server that speaks first and half-closes
+# first; a reset from the target and from the client; the end log line's
+# byte counts; 1,000 concurrent sessions, then nothing left (sessions,
+# descriptors, BPF map entries).  Then the fallback: `connect-relay auto`
+# in a daemon without CAP_BPF relays with splice, and `connect-relay
+# sockmap` refuses to start there (and -n says why).
+. "$(dirname "$0")/lib.sh"
+RELAY_MODE=${RELAY_MODE:-splice}
+sg_topology
+ulimit -n 20000
+RP="$PY $SG_ROOT/netns-tests/tools/relay_peers.py"
+sg_config "rule allow from 198.18.0.0/24" "max-clients 4000" \
+	"max-sessions-per-source 4000" "max-handshakes-per-source 4000"
+SG_LOG=$SG_TMP/daemon.log
+sg_daemon
+if [ "$RELAY_MODE" != splice ]; then
+	grep -q "connect-relay .*: sockmap$" "$SG_LOG" ||
+		{ [ "$RELAY_MODE" = sockmap ] && skip "sockmap unavailable: $(grep connect-relay "$SG_LOG")"; }
+fi
+log "relay: $(grep -o 'connect-relay.*' "$SG_LOG" | head -1)"
+bg ip netns exec "$NS_T" $RP server "$SG_TMP/target.log"
+wait_listen "$NS_T" 7103
+
+sizes="0 1 4095 4096 4097 65535 65536 65537 1048577"
+out=$(inc $RP client $G4 sizes $sizes 2>&1) || fail "echo: $out"
+pass "echo byte-exact, client FIN first, sizes $sizes"
+# The end line counts what went each way (as splice mode does).
+for n in $sizes; do
+	wait_for 10 'grep -q "dst 198.18.1.2:7100 rep 0x00 assoc 0 up $n down $n " "$SG_LOG"' ||
+		fail "no end line with up $n down $n: $(grep 'end:' "$SG_LOG" | tail -3)"
+done
+pass "end log lines: up N down N for each size"
+
+out=$(inc $RP client $G4 pipelined 100 200000 2>&1) || fail "pipelined: $out"
+wait_for 10 'grep -q "up 200000 down 200000 " "$SG_LOG"' || fail "pipelined: counts"
+pass "100 and 200000 bytes pipelined behind the request arrive first, in order"
+
+want=$(inc $RP client $G4 first 2>&1) || fail "server first: $want"
+wait_for 10 'grep -q "^7101 12345 $want" "$SG_TMP/target.log"' ||
+	fail "server first: the target got $(grep 7101 "$SG_TMP/target.log")"
+pass "server speaks and half-closes first (its bytes queued before the relay starts); the client's 12345 bytes still reach it"
+
+t0=$(now_us)
+out=$(inc $RP client $G4 target-rst 2>&1) || fail "target reset: $out"
+wait_for 10 'grep -q "dst 198.18.1.2:7102 .*reason reset" "$SG_LOG"' || fail "target reset: no end line with reason reset"
+pass "a reset from the target reaches the client ($(us_s $(($(now_us) - t0))) s) and ends the session (reset)"
+out=$(inc $RP client $G4 client-rst 2>&1) || fail "client reset: $out"
+wait_for 10 'grep -q "^7103 " "$SG_TMP/target.log"' || fail "client reset: the target's connection did not end within 10 s"
+wait_for 10 'grep -q "dst 198.18.1.2:7103 .*reason reset" "$SG_LOG"' || fail "client reset: no end line with reason reset"
+pass "a reset from the client ends the session (reset) and the target's connection ($(grep '^7103' "$SG_TMP/target.log"))"
+
+# 1,000 at once.
+our_maps() { # ids of the daemon's BPF maps but the ring (its fdinfo)
+	local f
+	for f in /proc/$DAEMON_PID/fdinfo/*; do
+		awk '$1 == "map_type:" { t = $2 } $1 == "map_id:" { i = $2 }
+		     END { if (i != "" && t != 27) print i }' "$f" 2>/dev/null
+	done
+}
+map_elems() {
+	local n=0 id
+	for id in $(our_maps); do
+		n=$((n + $(bpftool -j map dump id "$id" 2>/dev/null | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')))
+	done
+	echo $n
+}
+fds0=$(ls /proc/$DAEMON_PID/fd | wc -l)
+sessions() { ing "$SG_CLIENT" list --control "$SG_TMP/control.sock" 2>/dev/null | grep -c "dst 198.18.1.2:7100"; }
+t0=$(now_us)
+bg ip netns exec "$NS_C" bash -c "ulimit -n 20000; exec $RP client $G4 many 1000 $SG_TMP/many" 
+MP=$LAST_PID
+wait_for 120 '[ -e "$SG_TMP/many" ] || ! kill -0 $MP 2>/dev/null' || fail "1000 sessions: not all open within 120 s"
+[ -e "$SG_TMP/many" ] || { wait $MP; fail "1000 sessions: the client failed"; }
+n=$(sessions)
+[ "$n" -ge 1000 ] || fail "1000 sessions: socksgate list shows $n"
+fds1=$(ls /proc/$DAEMON_PID/fd | wc -l)
+msg="1000 concurrent sessions echoed in $(us_s $(($(now_us) - t0))) s; daemon fds $fds0 -> $fds1"
+if [ "$RELAY_MODE" != splice ]; then
+	e=$(map_elems)
+	[ "$e" -ge 6000 ] || fail "1000 sessions: $e BPF map entries, want 6 per session"
+	msg="$msg, BPF map entries $e"
+fi
+touch "$SG_TMP/many.go"
+wait_exit $MP 60 || fail "1000 sessions: the client did not finish"
+[ "$EXIT_RC" = 0 ] || fail "1000 sessions: client exit $EXIT_RC"
+wait_for 30 '[ "$(sessions)" = 0 ]' || fail "1000 sessions: $(sessions) left after the clients closed"
+wait_for 30 '[ "$(ls /proc/$DAEMON_PID/fd | wc -l)" -le $fds0 ]' ||
+	fail "1000 sessions: daemon fds $(ls /proc/$DAEMON_PID/fd | wc -l), were $fds0"
+if [ "$RELAY_MODE" != splice ]; then
+	[ "$(map_elems)" = 0 ] || fail "1000 sessions: $(map_elems) BPF map entries left"
+fi
+left="no session, fds back to $fds0"
+[ "$RELAY_MODE" = splice ] || left="$left, no map entry left"
+pass "$msg; after: $left"
+grep -q "ERROR: AddressSanitizer\|runtime error" "$SG_LOG" && fail "sanitizer report in the daemon log"
+
+# The fallback, in a daemon that cannot load BPF programs: root without
+# CAP_BPF, CAP_SYS_ADMIN and CAP_PERFMON (as in a container that denies
+# them), with kernel.unprivileged_bpf_disabled as set.
+[ "$RELAY_MODE" = splice ] && exit 0
+kill "$DAEMON_PID"
+wait_exit "$DAEMON_PID" 10 || fail "daemon did not stop"
+cat >"$SG_TMP/nobpf.sh" <<SH
+#!/bin/sh
+exec setpriv --bounding-set=-bpf,-sys_admin,-perfmon --inh-caps=-bpf,-sys_admin,-perfmon "$SG_DAEMON" "\$@"
+SH
+chmod +x "$SG_TMP/nobpf.sh"
+sg_config "rule allow from 198.18.0.0/24" "connect-relay sockmap"
+out=$("$SG_TMP/nobpf.sh" -n -c "$SG_TMP/socksgated.conf" 2>&1) && fail "-n accepted connect-relay sockmap without CAP_BPF: $out"
+echo "$out" | grep -q "connect-relay sockmap: loading the BPF program" || fail "-n: $out"
+: >"$SG_LOG"
+ip netns exec "$NS_G" "$SG_TMP/nobpf.sh" -f -c "$SG_TMP/socksgated.conf" >>"$SG_LOG" 2>&1 &
+P=$!
+SG_PIDS+=($P)
+wait_exit $P 20 || fail "connect-relay sockmap without CAP_BPF: the daemon runs"
+[ "$EXIT_RC" != 0 ] && grep -q "connect-relay sockmap: loading the BPF program" "$SG_LOG" ||
+	fail "connect-relay sockmap without CAP_BPF: rc $EXIT_RC, $(cat "$SG_LOG")"
+pass "connect-relay sockmap without CAP_BPF: refused at start and by -n ($(grep -o 'connect-relay sockmap:.*' "$SG_LOG"))"
+sg_config "rule allow from 198.18.0.0/24"
+echo "connect-relay auto" >>"$SG_TMP/socksgated.conf"
+SG_DAEMON=$SG_TMP/nobpf.sh sg_daemon
+wait_log "connect-relay auto: splice (sockmap unavailable" 10 || fail "auto: no fallback line: $(grep connect-relay "$SG_LOG")"
+out=$(inc $RP client $G4 sizes 65537 2>&1) || fail "auto fallback: $out"
+wait_for 10 'grep -q "up 65537 down 65537 " "$SG_LOG"' || fail "auto fallback: counts"
+pass "connect-relay auto without CAP_BPF: says why once, CONNECT relayed by splice"

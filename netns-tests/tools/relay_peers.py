@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""Peers for test-connect-relay.sh (run inside namespaces).
+
+  server LOG                 in the target: asyncio servers on
+      7100 echo to EOF, then FIN
+      7101 server first: sends "BANNER\\n" + 70000 bytes and FIN at once,
+           then reads to EOF and logs "7101 COUNT SHA256"
+      7102 reads one byte, then resets (SO_LINGER 0)
+      7103 echo; logs "7103 eof|reset" when a connection ends
+  client PROXY CASE [ARGS]   in the client; exit 0 on success, else prints why
+      sizes N...             echo of N bytes each (FIN after sending)
+      pipelined N...         greeting, request and N bytes in one write
+      first                  7101's exchange
+      target-rst             7102: the reset must reach us within 5 s
+      client-rst             7103: we reset after an echo
+      many K T4 CTLFILE      K concurrent sessions, 1000 bytes echoed each;
+                             writes CTLFILE (all open), waits for CTLFILE.go
+"""
+import asyncio
+import hashlib
+import os
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+
+T4 = "198.18.1.2"
+
+
+def pattern(n, seed=0):
+    return hashlib.shake_256(b"%d/%d" % (seed, n)).digest(n) if n else b""
+
+
+# --- server -------------------------------------------------------------
+def server(log):
+    logf = open(log, "a", buffering=1)
+
+    async def echo(r, w):
+        while True:
+            d = await r.read(65536)
+            if not d:
+                break
+            w.write(d)
+            await w.drain()
+        w.write_eof()
+        await w.drain()
+        w.close()
+
+    async def first(r, w):
+        w.write(b"BANNER\n" + pattern(70000))
+        w.write_eof()
+        await w.drain()
+        h, n = hashlib.sha256(), 0
+        while True:
+            d = await r.read(65536)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        logf.write("7101 %d %s\n" % (n, h.hexdigest()))
+        w.close()
+
+    async def rst(r, w):
+        await r.read(1)
+        s = w.get_extra_info("socket")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        w.transport.abort()
+
+    async def watched(r, w):
+        how = "eof"
+        try:
+            while True:
+                d = await r.read(65536)
+                if not d:
+                    break
+                w.write(d)
+                await w.drain()
+        except ConnectionError:
+            how = "reset"
+        logf.write("7103 %s\n" % how)
+        w.close()
+
+    async def main():
+        srvs = []
+        for port, h in ((7100, echo), (7101, first), (7102, rst), (7103, watched)):
+            srvs.append(await asyncio.start_server(h, T4, port, backlog=2048))
+        await asyncio.gather(*(s.serve_forever() for s in srvs))
+
+    asyncio.run(main())
+
+
+# --- client -------------------------------------------------------------
+def socks(proxy, port, extra=b"", timeout=10):
+    s = socket.create_connection((proxy, 1080), timeout=timeout)
+    req = b"\x05\x01\x00" + b"\x05\x01\x00\x01" + socket.inet_aton(T4) + struct.pack(">H", port)
+    s.sendall(req + extra)
+    got = b""
+    while len(got) < 12:
+        d = s.recv(12 - len(got))
+        if not d:
+            raise SystemExit("proxy closed during the handshake")
+        got += d
+    if got[:2] != b"\x05\x00" or got[3] != 0:
+        raise SystemExit("refused: %r" % got)
+    return s
+
+
+def exchange(s, data):
+    """Sends data then FIN while reading; returns all read until EOF."""
+    out = []
+
+    def rd():
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out.append(d)
+    t = threading.Thread(target=rd)
+    t.start()
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    t.join(30)
+    if t.is_alive():
+        raise SystemExit("no EOF within 30 s")
+    return b"".join(out)
+
+
+def client(proxy, case, args):
+    if case == "sizes":
+        for n in map(int, args):
+            s = socks(proxy, 7100)
+            got = exchange(s, pattern(n, 1))
+            if got != pattern(n, 1):
+                raise SystemExit("size %d: got %d bytes back, %s" % (n, len(got), "differ" if len(got) == n else "short"))
+            s.close()
+    elif case == "pipelined":
+        for n in map(int, args):
+            data = pattern(n, 2)
+            s = socks(proxy, 7100, data)
+            got = exchange(s, b"")
+            if got != data:
+                raise SystemExit("pipelined %d: got %d bytes back" % (n, len(got)))
+            s.close()
+    elif case == "first":
+        s = socks(proxy, 7101)
+        want = b"BANNER\n" + pattern(70000)
+        got = exchange(s, pattern(12345, 3))
+        if got != want:
+            raise SystemExit("server-first: got %d bytes, want %d" % (len(got), len(want)))
+        print(hashlib.sha256(pattern(12345, 3)).hexdigest())
+    elif case == "target-rst":
+        s = socks(proxy, 7102)
+        s.settimeout(5)
+        s.sendall(b"x")
+        try:
+            d = s.recv(100)
+            if d:
+                raise SystemExit("data after the reset: %r" % d)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        except socket.timeout:
+            raise SystemExit("the target's reset did not reach us within 5 s")
+    elif case == "client-rst":
+        s = socks(proxy, 7103)
+        s.sendall(b"0123456789")
+        got = b""
+        while len(got) < 10:
+            got += s.recv(10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    elif case == "many":
+        k, ctl = int(args[0]), args[1]
+        conns = []
+        for i in range(k):
+            conns.append(socks(proxy, 7100, timeout=30))
+        data = [pattern(1000, 10 + i) for i in range(k)]
+        for s, d in zip(conns, data):
+            s.sendall(d)
+        got = [b""] * k
+        pending = set(range(k))
+        fdmap = {conns[i].fileno(): i for i in range(k)}
+        end = time.time() + 60
+        ep = select.epoll()
+        for i in range(k):
+            ep.register(conns[i].fileno(), select.EPOLLIN)
+        while pending and time.time() < end:
+            for fd, _ in ep.poll(1):
+                i = fdmap[fd]
+                d = conns[i].recv(65536)
+                got[i] += d
+                if len(got[i]) >= 1000:
+                    pending.discard(i)
+                    ep.unregister(fd)
+        if pending:
+            raise SystemExit("%d of %d sessions did not echo" % (len(pending), k))
+        bad = sum(1 for i in range(k) if got[i] != data[i])
+        if bad:
+            raise SystemExit("%d sessions echoed wrong bytes" % bad)
+        open(ctl, "w").close()
+        end = time.time() + 120
+        while not os.path.exists(ctl + ".go") and time.time() < end:
+            time.sleep(0.05)
+        for s in conns:
+            s.close()
+    else:
+        raise SystemExit("unknown case " + case)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "server":
+        server(sys.argv[2])
+    else:
+        client(sys.argv[2], sys.argv[3], sys.argv[4:])
