@@ -57,7 +57,7 @@ pass "a reset from the client ends the session (reset) and the target's connecti
 # 1,000 at once.
 our_maps() { # ids of the daemon's BPF maps but the ring (its fdinfo)
 	local f
-	for f in /proc/$DAEMON_PID/fdinfo/*; do
+	for f in /proc/$(sg_session_pid)/fdinfo/*; do
 		awk '$1 == "map_type:" { t = $2 } $1 == "map_id:" { i = $2 }
 		     END { if (i != "" && t != 27) print i }' "$f" 2>/dev/null
 	done
@@ -69,7 +69,7 @@ map_elems() {
 	done
 	echo $n
 }
-fds0=$(ls /proc/$DAEMON_PID/fd | wc -l)
+fds0=$(ls /proc/$(sg_session_pid)/fd | wc -l)
 sessions() { ing "$SG_CLIENT" list --control "$SG_TMP/control.sock" 2>/dev/null | grep -c "dst 198.18.1.2:7100"; }
 t0=$(now_us)
 bg ip netns exec "$NS_C" bash -c "ulimit -n 20000; exec $RP client $G4 many 1000 $SG_TMP/many" 
@@ -78,7 +78,7 @@ wait_for 120 '[ -e "$SG_TMP/many" ] || ! kill -0 $MP 2>/dev/null' || fail "1000 
 [ -e "$SG_TMP/many" ] || { wait $MP; fail "1000 sessions: the client failed"; }
 n=$(sessions)
 [ "$n" -ge 1000 ] || fail "1000 sessions: socksgate list shows $n"
-fds1=$(ls /proc/$DAEMON_PID/fd | wc -l)
+fds1=$(ls /proc/$(sg_session_pid)/fd | wc -l)
 msg="1000 concurrent sessions echoed in $(us_s $(($(now_us) - t0))) s; daemon fds $fds0 -> $fds1"
 if [ "$RELAY_MODE" != splice ]; then
 	e=$(map_elems)
@@ -89,8 +89,8 @@ touch "$SG_TMP/many.go"
 wait_exit $MP 60 || fail "1000 sessions: the client did not finish"
 [ "$EXIT_RC" = 0 ] || fail "1000 sessions: client exit $EXIT_RC"
 wait_for 30 '[ "$(sessions)" = 0 ]' || fail "1000 sessions: $(sessions) left after the clients closed"
-wait_for 30 '[ "$(ls /proc/$DAEMON_PID/fd | wc -l)" -le $fds0 ]' ||
-	fail "1000 sessions: daemon fds $(ls /proc/$DAEMON_PID/fd | wc -l), were $fds0"
+wait_for 30 '[ "$(ls /proc/$(sg_session_pid)/fd | wc -l)" -le $fds0 ]' ||
+	fail "1000 sessions: daemon fds $(ls /proc/$(sg_session_pid)/fd | wc -l), were $fds0"
 if [ "$RELAY_MODE" != splice ]; then
 	[ "$(map_elems)" = 0 ] || fail "1000 sessions: $(map_elems) BPF map entries left"
 fi
