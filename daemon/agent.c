@@ -60,7 +60,10 @@ struct agent {
 	ev_io sup_io;
 	int sess_fd;
 	ev_io sess_rd, sess_wr;
-	ev_idle out_idle; /* sends what is queued before the loop sleeps */
+	/* Sends what is queued just before the loop sleeps: lowest
+	 * priority, so after the association table's own flush (which
+	 * produces the answers) in the same iteration. */
+	ev_prepare out_prep;
 	struct agent_out *outq, **outq_tail;
 	size_t outq_bytes;
 	struct agent_link *hash[AGENT_BUCKETS];
@@ -108,7 +111,6 @@ static void agent_reload(struct agent *ag, int fd);
  * process wakes once for a transaction's answers, not once each. */
 static void out_flush(struct agent *ag)
 {
-	ev_idle_stop(ag->loop, &ag->out_idle);
 	while (ag->outq && ag->sess_fd >= 0) {
 		struct iovec iov[KMSG_BATCH];
 		unsigned n = 0;
@@ -162,15 +164,16 @@ static void send_session(struct agent *ag, const void *msg, size_t len)
 	*ag->outq_tail = o;
 	ag->outq_tail = &o->next;
 	ag->outq_bytes += len;
-	if (!ev_is_active(&ag->sess_wr))
-		ev_idle_start(ag->loop, &ag->out_idle);
 }
 
-static void out_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+static void out_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
+	struct agent *ag = w->data;
+
 	(void)loop;
 	(void)revents;
-	out_flush(w->data);
+	if (ag->outq && !ev_is_active(&ag->sess_wr))
+		out_flush(ag);
 }
 
 static void sess_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -395,7 +398,6 @@ static void session_lost(struct agent *ag, const char *why)
 		  why, n);
 	ev_io_stop(ag->loop, &ag->sess_rd);
 	ev_io_stop(ag->loop, &ag->sess_wr);
-	ev_idle_stop(ag->loop, &ag->out_idle);
 	close(ag->sess_fd);
 	ag->sess_fd = -1;
 	while (ag->outq) {
@@ -651,8 +653,10 @@ int agent_main(const struct agent_opts *o)
 	ag.sup_fd = o->sup_fd;
 	ag.sess_fd = -1;
 	ag.outq_tail = &ag.outq;
-	ev_idle_init(&ag.out_idle, out_idle_cb);
-	ag.out_idle.data = &ag;
+	ev_prepare_init(&ag.out_prep, out_prep_cb);
+	ev_set_priority(&ag.out_prep, EV_MINPRI);
+	ag.out_prep.data = &ag;
+	ev_prepare_start(ag.loop, &ag.out_prep);
 	ag.status = 0;
 	ag.exit_on_session_end = o->sup_fd < 0;
 	/* The table is claimed first: a second socksgated stops here,
@@ -705,7 +709,6 @@ int agent_main(const struct agent_opts *o)
 	if (ag.sess_fd >= 0) {
 		ev_io_stop(ag.loop, &ag.sess_rd);
 		ev_io_stop(ag.loop, &ag.sess_wr);
-		ev_idle_stop(ag.loop, &ag.out_idle);
 		close(ag.sess_fd);
 		ag.sess_fd = -1;
 	}

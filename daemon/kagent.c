@@ -52,7 +52,7 @@ struct kagent {
 	struct kagent_ev *evq, **evq_tail;
 	/* Opens and closes, sent together before the loop sleeps (the agent
 	 * then reads them in one wakeup: one kernel transaction). */
-	ev_idle out_idle;
+	ev_prepare out_prep; /* lowest priority: last before sleeping */
 	ev_io wr;
 	struct kagent_ev *outq, **outq_tail;
 	bool available;
@@ -304,7 +304,6 @@ static int out_flush(struct kagent *k, bool wait)
 {
 	long long deadline = now_ms() + KAGENT_CALL_MS;
 
-	ev_idle_stop(k->loop, &k->out_idle);
 	while (k->outq && !k->gone) {
 		struct iovec iov[KMSG_BATCH];
 		unsigned n = 0;
@@ -344,11 +343,14 @@ static int out_flush(struct kagent *k, bool wait)
 	return k->gone ? -1 : 0;
 }
 
-static void out_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+static void out_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
+	struct kagent *k = w->data;
+
 	(void)loop;
 	(void)revents;
-	out_flush(w->data, false);
+	if (k->outq && !ev_is_active(&k->wr))
+		out_flush(k, false);
 }
 
 static void wr_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -375,8 +377,6 @@ static int queue_msg(struct kagent *k, const void *m, size_t len)
 	memcpy(e->msg, m, len);
 	*k->outq_tail = e;
 	k->outq_tail = &e->next;
-	if (!ev_is_active(&k->wr))
-		ev_idle_start(k->loop, &k->out_idle);
 	return 0;
 }
 
@@ -412,8 +412,9 @@ struct kagent *kagent_new(struct ev_loop *loop, int fd, void (*lost)(void *arg),
 	ev_io_init(&k->rd, rd_cb, fd, EV_READ);
 	ev_io_init(&k->wr, wr_cb, fd, EV_WRITE);
 	ev_idle_init(&k->later, later_cb);
-	ev_idle_init(&k->out_idle, out_idle_cb);
-	k->rd.data = k->later.data = k->wr.data = k->out_idle.data = k;
+	ev_prepare_init(&k->out_prep, out_prep_cb);
+	ev_set_priority(&k->out_prep, EV_MINPRI);
+	k->rd.data = k->later.data = k->wr.data = k->out_prep.data = k;
 	if (wait_for(k, KMSG_WELCOME, &u, NULL) < 0) {
 		kagent_free(k);
 		return NULL;
@@ -422,6 +423,7 @@ struct kagent *kagent_new(struct ev_loop *loop, int fd, void (*lost)(void *arg),
 	k->lost = lost;
 	k->arg = arg;
 	ev_io_start(loop, &k->rd);
+	ev_prepare_start(loop, &k->out_prep);
 	return k;
 }
 
@@ -434,7 +436,7 @@ void kagent_free(struct kagent *k)
 	ev_io_stop(k->loop, &k->rd);
 	ev_io_stop(k->loop, &k->wr);
 	ev_idle_stop(k->loop, &k->later);
-	ev_idle_stop(k->loop, &k->out_idle);
+	ev_prepare_stop(k->loop, &k->out_prep);
 	while (k->evq) {
 		struct kagent_ev *e = k->evq;
 		k->evq = e->next;
