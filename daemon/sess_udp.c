@@ -73,6 +73,7 @@ struct sess_udp {
 	uint64_t dropped_frag, dropped_bad, dropped_foreign, dropped_denied;
 	uint64_t dropped_limited; /* udp-name-rate */
 	uint64_t dropped_send;	  /* refused by the kernel (full buffer...) */
+	bool gso[3]; /* efd[0], efd[1], cfd: may coalesce (until refused) */
 	/* Denials since the last log line, since when, and that line; the
 	 * timer writes the pending ones when no new denial does. */
 	uint64_t denied_pending;
@@ -130,7 +131,7 @@ static unsigned udp_recv_batch(struct udp_work *w, int fd, size_t off)
  * their payload (without the hl[i] bytes of header, if hl) to *bytes, the
  * others counted as dropped (and logged for debugging).  Returns the
  * number sent. */
-static unsigned udp_flush(struct sess *s, struct udpq *q, int fd,
+static unsigned udp_flush(struct sess *s, struct udpq *q, int fd, bool *gso,
 			  const uint16_t *hl, uint64_t *pkts, uint64_t *bytes)
 {
 	struct sess_udp *u = s->udp;
@@ -139,7 +140,7 @@ static unsigned udp_flush(struct sess *s, struct udpq *q, int fd,
 
 	if (n == 0)
 		return 0;
-	sent = udpq_flush(q, fd, udp_sendmmsg);
+	sent = udpq_flush(q, fd, udp_sendmmsg, gso);
 	for (unsigned i = 0; i < n; i++) {
 		if (q->err[i] == 0) {
 			*bytes += q->iov[i].iov_len - (hl ? hl[i] : 0);
@@ -246,8 +247,8 @@ static void udp_forward_flush(struct sess *s, struct udpq q[2])
 
 	for (int i = 0; i < 2; i++)
 		if (q[i].n > 0)
-			udp_flush(s, &q[i], u->efd[i], NULL, &u->up_pkts,
-				  &u->up_bytes);
+			udp_flush(s, &q[i], u->efd[i], &u->gso[i], NULL,
+				  &u->up_pkts, &u->up_bytes);
 }
 
 static void name_resolved(void *arg, enum dns_result res,
@@ -448,7 +449,7 @@ static void udp_remote_cb(struct ev_loop *loop, ev_io *w, int revents)
 					      (size_t)hl + wk->rm[i].msg_len);
 			wk->hl[k] = (uint16_t)hl;
 		}
-		if (udp_flush(s, q, u->cfd, wk->hl, &u->down_pkts,
+		if (udp_flush(s, q, u->cfd, &u->gso[2], wk->hl, &u->down_pkts,
 			      &u->down_bytes) > 0)
 			u->last = ev_now(loop);
 		if (n < UDP_BATCH)
@@ -515,6 +516,7 @@ void sess_udp_start(struct sess *s)
 	s->udp = u;
 	u->s = s;
 	u->cfd = u->efd[0] = u->efd[1] = -1;
+	u->gso[0] = u->gso[1] = u->gso[2] = true;
 	ev_init(&u->denied_flush, udp_denied_flush_cb);
 	u->denied_flush.data = u;
 	/* The client's datagrams come from its N1 address; from the port

@@ -2,7 +2,8 @@
 # UDP ASSOCIATE moving datagrams in batches (recvmmsg/sendmmsg):
 # 1. 10,000 numbered datagrams of varying sizes (1 byte, up to the largest
 #    that fits in one datagram both ways) to an IPv4 and an IPv6 target,
-#    interleaved, with 400 to a denied destination among them: every
+#    interleaved, with 400 to a denied destination among them, then 4,000
+#    in runs of one size to one target (what UDP GSO coalesces): every
 #    answer byte-exact and in order per target, none lost (a windowed
 #    sender: at most 64 datagrams and 48 KiB in flight, so that no socket
 #    buffer overflows however slow the machine), nothing reaches the
@@ -115,6 +116,18 @@ for i in range(N):
         u.sendto(denied_hdr + payload(i, 100), bnd)
         denied += 1
     drain(0)
+# Then runs of one size to one target (what UDP GSO coalesces), a
+# shorter one now and then (GSO's short last segment).
+for i in range(N, N + 4000):
+    k = (i // 1000) % 2
+    p = payload(i, 57 if i % 10 == 0 else (200, 1232)[k])
+    wait_room(len(p))
+    u.sendto(hdrs[k] + p, bnd)
+    sent[k].append(p)
+    inflight += 1
+    inflight_bytes += len(p)
+    bytes_up += len(p)
+    drain(0)
 wait_room(1 << 20)
 for k in (0, 1):
     if got[k] != sent[k]:
@@ -128,7 +141,7 @@ import sys; sys.stdout.flush()
 while not os.path.exists("$SG_TMP/release"):
     time.sleep(0.05)
 PY
-bg inc $PY "$SG_TMP/burst.py" >"$SG_TMP/burst.out" 2>&1
+bg ip netns exec "$NS_C" $PY "$SG_TMP/burst.py" >"$SG_TMP/burst.out" 2>&1
 burst=$LAST_PID
 wait_for 900 "grep -q . '$SG_TMP/burst.out' || ! kill -0 $burst 2>/dev/null" ||
 	fail "the burst did not end within 900 s"
@@ -156,7 +169,7 @@ BLAST=$SG_BUILD/sg_blast
 [ -x "$BLAST" ] || skip "no $BLAST (build with -DSG_BUILD_TOOLS=ON)"
 bg ip netns exec "$NS_T" "$BLAST" sink udp 5001 120
 wait_listen "$NS_T" 5001 u
-bg inc "$BLAST" send udp $T4 5001 100 --size 64 --socks $G4:1080
+bg ip netns exec "$NS_C" "$BLAST" send udp $T4 5001 100 --size 64 --socks $G4:1080
 flood=$LAST_PID
 in_dgrams() { ip netns exec "$NS_T" awk '/^Udp:/ { if (h) { print $2; exit } h = 1 }' /proc/net/snmp; }
 # The flood is under way once the target sees it.
