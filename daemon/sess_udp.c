@@ -21,10 +21,15 @@
  * Datagrams move in batches: one recvmmsg(2) takes up to UDP_BATCH into
  * the daemon's workspace, each is judged in order as it would be alone,
  * and those that pass leave with one sendmmsg(2) per socket (udpq), so
- * their order per destination is kept.  A callback moves at most
- * UDP_PER_WAKEUP datagrams, so one busy association cannot starve the
- * others (the loop comes back to it).  Datagrams the kernel refuses to
- * send (a full socket buffer) are dropped and counted, as UDP may.
+ * their order per destination is kept; consecutive ones of one size to
+ * one destination leave as one UDP GSO message (the receiver sees the
+ * same datagrams; the stack routes and filters them once).  A callback
+ * moves at most UDP_PER_WAKEUP datagrams, so one busy association cannot
+ * starve the others (the loop comes back to it).  Datagrams the kernel
+ * refuses to send (a full socket buffer) are dropped and counted, as UDP
+ * may.  No UDP GRO on the relay socket: it coalesces only where the
+ * device does GRO, which veth and most router LAN ports do not for UDP,
+ * so it was not measurable here (docs/benchmarks.md).
  */
 #include <errno.h>
 #include <netinet/in.h>
