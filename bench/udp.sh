@@ -1,13 +1,13 @@
 #!/bin/bash
 # UDP ASSOCIATE packet rate, 64-byte datagrams (sg_blast through the SOCKS
 # UDP header), for socksgated against danted and, with SG_BASELINE set to
-# another socksgated binary (e.g. one built from main), against that one,
-# in one run: the scenarios alternate RUNS times so that load that comes
+# other socksgated binaries (space-separated, e.g. one built from main),
+# against those, in one run: the scenarios alternate RUNS times so that load that comes
 # and goes on the machine touches each alike; medians reported.  (The two
 # socksgated cannot run at once, each owns the nftables table: they take
 # turns on port 1080, each started fresh for its run.)  Routed
 # forwarding of the same datagrams (no proxy) is the machine's ceiling.
-#   RUNS=5 SECONDS_PER_RUN=4 SG_BASELINE=/path/socksgated ./bench/udp.sh
+#   RUNS=5 SECONDS_PER_RUN=4 SG_BASELINE="/old/socksgated ..." ./bench/udp.sh
 # Traffic stays inside the namespaces (198.18.0.0/15); everything is
 # removed on exit.
 set -uo pipefail
@@ -26,8 +26,8 @@ NEW=$SG_DAEMON
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 rate() { # [sender args]: the sink's packets/s
 	case $1 in
-	new | base)
-		[ $1 = new ] && SG_DAEMON=$NEW || SG_DAEMON=$BASE
+	new | base*)
+		[ $1 = new ] && SG_DAEMON=$NEW || SG_DAEMON=${bases[${1#base}]}
 		sg_daemon
 		shift
 		;;
@@ -49,10 +49,11 @@ rate() { # [sender args]: the sink's packets/s
 }
 names=(routed socksgated danted)
 args=("-" "new --socks $G4:1080" "- --socks $G4:1081")
-if [ -n "$BASE" ]; then
-	names+=(baseline)
-	args+=("base --socks $G4:1080")
-fi
+read -ra bases <<<"$BASE"
+for b in "${!bases[@]}"; do
+	names+=("baseline$((b + 1))")
+	args+=("base$b --socks $G4:1080")
+done
 declare -A all
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$RUNS"); do
@@ -70,5 +71,7 @@ for n in "${names[@]}"; do
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 echo "socksgated/danted $(ratio "${med[socksgated]}" "${med[danted]}")"
-[ -z "$BASE" ] || echo "socksgated/baseline $(ratio "${med[socksgated]}" "${med[baseline]}")"
+for b in "${!bases[@]}"; do
+	echo "socksgated/baseline$((b + 1)) $(ratio "${med[socksgated]}" "${med[baseline$((b + 1))]}")  (baseline$((b + 1)): ${bases[$b]})"
+done
 echo "socksgated/routed $(ratio "${med[socksgated]}" "${med[routed]}")"

@@ -27,9 +27,11 @@
  * moves at most UDP_PER_WAKEUP datagrams, so one busy association cannot
  * starve the others (the loop comes back to it).  Datagrams the kernel
  * refuses to send (a full socket buffer) are dropped and counted, as UDP
- * may.  No UDP GRO on the relay socket: it coalesces only where the
- * device does GRO, which veth and most router LAN ports do not for UDP,
- * so it was not measurable here (docs/benchmarks.md).
+ * may.  The relay sockets' receive buffers are raised (UDP_RCVBUF) so
+ * that a burst outlasts a moment without CPU.  No UDP GRO on the relay
+ * socket: it coalesces only where the device does GRO, which veth and
+ * most router LAN ports do not for UDP, so it was not measurable here
+ * (docs/benchmarks.md).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -55,6 +57,13 @@
 #define UDP_BATCH UDPQ_MAX /* datagrams per recvmmsg */
 #define UDP_PER_WAKEUP 64  /* per callback: the other associations' turn */
 #define UDP_SLOT (S5_MAX_UDP_HEADER + UDP_MAX_DGRAM)
+/* Receive buffers of the relay sockets: room for ~2 ms of a fast sender
+ * while the loop is busy elsewhere or the CPU runs something else (the
+ * kernel's default, 208 KiB, holds ~250 small datagrams: on a 2-core
+ * machine most of a flood was dropped there, not for want of CPU).
+ * Kernel memory, used only while the daemon lags (the kernel doubles it
+ * for its bookkeeping). */
+#define UDP_RCVBUF (512 * 1024)
 
 struct udp_name {
 	char name[256];
@@ -164,6 +173,16 @@ static unsigned udp_flush(struct sess *s, struct udpq *q, int fd, bool *gso,
 }
 
 static int ext_socket(struct sess *s, int family);
+
+/* UDP_RCVBUF on fd: beyond net.core.rmem_max when the daemon may
+ * (CAP_NET_ADMIN), else up to it; the default stays if neither works. */
+static void udp_rcvbuf(int fd)
+{
+	int v = UDP_RCVBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
 
 static void udp_denied_line(struct sess *s)
 {
@@ -476,6 +495,7 @@ static int ext_socket(struct sess *s, int family)
 		log_warn("session %llu: udp socket", (unsigned long long)s->id);
 		return -1;
 	}
+	udp_rcvbuf(u->efd[idx]);
 	ev_io_init(&u->erd[idx], udp_remote_cb, u->efd[idx], EV_READ);
 	u->erd[idx].data = s;
 	ev_io_start(s->srv->loop, &u->erd[idx]);
@@ -552,6 +572,7 @@ void sess_udp_start(struct sess *s)
 		return;
 	}
 	addr_unmap(&bnd);
+	udp_rcvbuf(u->cfd);
 	ev_io_init(&u->crd, udp_client_cb, u->cfd, EV_READ);
 	u->crd.data = s;
 	ev_io_start(srv->loop, &u->crd);
