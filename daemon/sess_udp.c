@@ -151,10 +151,15 @@ static unsigned udp_flush(struct sess *s, struct udpq *q, int fd, bool *gso,
 	struct sess_udp *u = s->udp;
 	unsigned n = q->n, sent, failed = 0;
 	int err = 0;
+	bool had_gso = *gso;
 
 	if (n == 0)
 		return 0;
 	sent = udpq_flush(q, fd, udp_sendmmsg, gso);
+	if (had_gso && !*gso)
+		log_debug("session %llu: udp: the kernel refuses GSO on this "
+			  "socket; datagrams go one by one",
+			  (unsigned long long)s->id);
 	for (unsigned i = 0; i < n; i++) {
 		if (q->err[i] == 0) {
 			*bytes += q->iov[i].iov_len - (hl ? hl[i] : 0);
