@@ -17,6 +17,21 @@
  * source's udp-name-rate at most (each costs the resolver one or two
  * queries), the datagrams beyond it dropped and counted.  It ends with N1,
  * or after `timeout idle` without a datagram.
+ *
+ * Datagrams move in batches: one recvmmsg(2) takes up to UDP_BATCH into
+ * the daemon's workspace, each is judged in order as it would be alone,
+ * and those that pass leave with one sendmmsg(2) per socket (udpq), so
+ * their order per destination is kept; consecutive ones of one size to
+ * one destination leave as one UDP GSO message (the receiver sees the
+ * same datagrams; the stack routes and filters them once).  A callback
+ * moves at most UDP_PER_WAKEUP datagrams, so one busy association cannot
+ * starve the others (the loop comes back to it).  Datagrams the kernel
+ * refuses to send (a full socket buffer) are dropped and counted, as UDP
+ * may.  The relay sockets' receive buffers are raised (UDP_RCVBUF) so
+ * that a burst outlasts a moment without CPU.  No UDP GRO on the relay
+ * socket: it coalesces only where the device does GRO, which veth and
+ * most router LAN ports do not for UDP, so it was not measurable here
+ * (docs/benchmarks.md).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -33,11 +48,22 @@
 #include "sess_int.h"
 #include "srclimit.h"
 #include "srv.h"
+#include "udpq.h"
 
 #define UDP_CACHE 8
 #define UDP_CACHE_TTL 60.0
 #define UDP_MAX_DGRAM 65535
 #define UDP_LOG_INTERVAL 10.0
+#define UDP_BATCH UDPQ_MAX /* datagrams per recvmmsg */
+#define UDP_PER_WAKEUP 64  /* per callback: the other associations' turn */
+#define UDP_SLOT (S5_MAX_UDP_HEADER + UDP_MAX_DGRAM)
+/* Receive buffers of the relay sockets: room for ~2 ms of a fast sender
+ * while the loop is busy elsewhere or the CPU runs something else (the
+ * kernel's default, 208 KiB, holds ~250 small datagrams: on a 2-core
+ * machine most of a flood was dropped there, not for want of CPU).
+ * Kernel memory, used only while the daemon lags (the kernel doubles it
+ * for its bookkeeping). */
+#define UDP_RCVBUF (512 * 1024)
 
 struct udp_name {
 	char name[256];
@@ -60,6 +86,8 @@ struct sess_udp {
 	uint64_t up_pkts, up_bytes, down_pkts, down_bytes;
 	uint64_t dropped_frag, dropped_bad, dropped_foreign, dropped_denied;
 	uint64_t dropped_limited; /* udp-name-rate */
+	uint64_t dropped_send;	  /* refused by the kernel (full buffer...) */
+	bool gso[3]; /* efd[0], efd[1], cfd: may coalesce (until refused) */
 	/* Denials since the last log line, since when, and that line; the
 	 * timer writes the pending ones when no new denial does. */
 	uint64_t denied_pending;
@@ -69,15 +97,97 @@ struct sess_udp {
 	struct sess *s;
 };
 
-static uint8_t *udp_scratch(struct sess *s)
+/* The daemon's one workspace (the loop is single-threaded): a batch of
+ * received datagrams, each in a slot with room for a SOCKS header in front
+ * (answers are wrapped in place), and the queues out.  Allocated at the
+ * first datagram; slot pages are touched only as big datagrams fill them. */
+struct udp_work {
+	struct mmsghdr rm[UDP_BATCH];
+	struct iovec riov[UDP_BATCH];
+	struct sockaddr_storage from[UDP_BATCH];
+	struct sockaddr_storage to[UDP_BATCH]; /* destinations out */
+	struct udpq q[2];	/* out: per external socket; answers: q[0] */
+	uint16_t hl[UDP_BATCH]; /* answers: the header in front, by q index */
+	uint8_t slot[UDP_BATCH][UDP_SLOT];
+};
+
+static struct udp_work *udp_work(struct sess *s)
 {
-	/* One buffer for the whole daemon: the loop is single-threaded. */
+	/* srv keeps it as bytes (srv.c frees it): malloc's alignment. */
 	if (s->srv->udp_buf == NULL)
-		s->srv->udp_buf = malloc(UDP_MAX_DGRAM + S5_MAX_UDP_HEADER);
-	return s->srv->udp_buf;
+		s->srv->udp_buf = malloc(sizeof(struct udp_work));
+	return (struct udp_work *)(void *)s->srv->udp_buf;
+}
+
+static int udp_sendmmsg(int fd, struct mmsghdr *m, unsigned n)
+{
+	return sendmmsg(fd, m, n, 0);
+}
+
+/* Receives up to UDP_BATCH datagrams from fd, each at off in its slot;
+ * the number received (0 when none or on an error). */
+static unsigned udp_recv_batch(struct udp_work *w, int fd, size_t off)
+{
+	for (unsigned i = 0; i < UDP_BATCH; i++) {
+		w->riov[i].iov_base = w->slot[i] + off;
+		w->riov[i].iov_len = UDP_MAX_DGRAM;
+		memset(&w->rm[i].msg_hdr, 0, sizeof(w->rm[i].msg_hdr));
+		w->rm[i].msg_hdr.msg_name = &w->from[i];
+		w->rm[i].msg_hdr.msg_namelen = sizeof(w->from[i]);
+		w->rm[i].msg_hdr.msg_iov = &w->riov[i];
+		w->rm[i].msg_hdr.msg_iovlen = 1;
+	}
+	int r = recvmmsg(fd, w->rm, UDP_BATCH, 0, NULL);
+	return r > 0 ? (unsigned)r : 0;
+}
+
+/* Sends q on fd; the datagrams that went out are added to *pkts and
+ * their payload (without the hl[i] bytes of header, if hl) to *bytes, the
+ * others counted as dropped (and logged for debugging).  Returns the
+ * number sent. */
+static unsigned udp_flush(struct sess *s, struct udpq *q, int fd, bool *gso,
+			  const uint16_t *hl, uint64_t *pkts, uint64_t *bytes)
+{
+	struct sess_udp *u = s->udp;
+	unsigned n = q->n, sent, failed = 0;
+	int err = 0;
+	bool had_gso = *gso;
+
+	if (n == 0)
+		return 0;
+	sent = udpq_flush(q, fd, udp_sendmmsg, gso);
+	if (had_gso && !*gso)
+		log_debug("session %llu: udp: the kernel refuses GSO on this "
+			  "socket; datagrams go one by one",
+			  (unsigned long long)s->id);
+	for (unsigned i = 0; i < n; i++) {
+		if (q->err[i] == 0) {
+			*bytes += q->iov[i].iov_len - (hl ? hl[i] : 0);
+			continue;
+		}
+		failed++;
+		err = q->err[i];
+	}
+	*pkts += sent;
+	if (failed > 0) {
+		u->dropped_send += failed;
+		log_debug("session %llu: udp: %u of %u datagrams not sent: %s",
+			  (unsigned long long)s->id, failed, n, strerror(err));
+	}
+	return sent;
 }
 
 static int ext_socket(struct sess *s, int family);
+
+/* UDP_RCVBUF on fd: beyond net.core.rmem_max when the daemon may
+ * (CAP_NET_ADMIN), else up to it; the default stays if neither works. */
+static void udp_rcvbuf(int fd)
+{
+	int v = UDP_RCVBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
 
 static void udp_denied_line(struct sess *s)
 {
@@ -141,11 +251,12 @@ static void udp_denied(struct sess *s, bool in, const struct sockaddr *addr,
 	udp_denied_line(s);
 }
 
-/* Sends payload to dst (port set) through the external socket. */
-static void udp_forward(struct sess *s, const struct sockaddr *dst,
-			const char *name, const uint8_t *p, size_t n)
+/* Queues payload to dst (port set, alive until the flush) on q[family]:
+ * the external socket of dst's family. */
+static void udp_forward(struct sess *s, struct udpq q[2],
+			const struct sockaddr *dst, const char *name,
+			const uint8_t *p, size_t n)
 {
-	struct sess_udp *u = s->udp;
 	int idx = dst->sa_family == AF_INET6;
 	int line;
 
@@ -155,13 +266,18 @@ static void udp_forward(struct sess *s, const struct sockaddr *dst,
 	}
 	if (ext_socket(s, dst->sa_family) < 0)
 		return;
-	if (sendto(u->efd[idx], p, n, 0, dst, addr_len(dst)) < 0) {
-		log_debug("session %llu: udp sendto: %s",
-			  (unsigned long long)s->id, strerror(errno));
-		return;
-	}
-	u->up_pkts++;
-	u->up_bytes += n;
+	udpq_add(&q[idx], dst, addr_len(dst), p, n);
+}
+
+/* Sends what udp_forward queued. */
+static void udp_forward_flush(struct sess *s, struct udpq q[2])
+{
+	struct sess_udp *u = s->udp;
+
+	for (int i = 0; i < 2; i++)
+		if (q[i].n > 0)
+			udp_flush(s, &q[i], u->efd[i], &u->gso[i], NULL,
+				  &u->up_pkts, &u->up_bytes);
 }
 
 static void name_resolved(void *arg, enum dns_result res,
@@ -177,9 +293,13 @@ static void name_resolved(void *arg, enum dns_result res,
 	if (e->pending) {
 		if (e->addr.ss_family) {
 			struct sockaddr_storage d = e->addr;
+			struct udpq q[2];
+			udpq_init(&q[0]);
+			udpq_init(&q[1]);
 			addr_set_port((struct sockaddr *)&d, e->pending_port);
-			udp_forward(s, (struct sockaddr *)&d, e->name,
+			udp_forward(s, q, (struct sockaddr *)&d, e->name,
 				    e->pending, e->pending_len);
+			udp_forward_flush(s, q);
 		}
 		free(e->pending);
 		e->pending = NULL;
@@ -205,11 +325,14 @@ static struct udp_name *name_slot(struct sess_udp *u, const char *name,
 	return old;
 }
 
-static void udp_from_client(struct sess *s, const uint8_t *buf, size_t n)
+/* Judges one datagram from the client; queues it on q (its destination
+ * kept in *dst until the flush). */
+static void udp_from_client(struct sess *s, struct udpq q[2],
+			    struct sockaddr_storage *dst, const uint8_t *buf,
+			    size_t n)
 {
 	struct sess_udp *u = s->udp;
 	struct s5_udp_header h;
-	struct sockaddr_storage dst;
 	size_t hl;
 	enum s5_status st = s5_udp_header_parse(buf, n, &h, &hl);
 
@@ -228,10 +351,11 @@ static void udp_from_client(struct sess *s, const uint8_t *buf, size_t n)
 		return;
 	}
 	if (h.dst.atyp != S5_ATYP_DOMAIN) {
-		addr_from_s5(&h.dst, &dst);
+		addr_from_s5(&h.dst, dst);
 		/* ::ffff:a.b.c.d reaches a.b.c.d: the rules must see that. */
-		addr_unmap(&dst);
-		udp_forward(s, (struct sockaddr *)&dst, NULL, buf + hl, n - hl);
+		addr_unmap(dst);
+		udp_forward(s, q, (struct sockaddr *)dst, NULL, buf + hl,
+			    n - hl);
 		return;
 	}
 	bool hit;
@@ -241,9 +365,9 @@ static void udp_from_client(struct sess *s, const uint8_t *buf, size_t n)
 			u->dropped_bad++; /* name did not resolve */
 			return;
 		}
-		dst = e->addr;
-		addr_set_port((struct sockaddr *)&dst, h.dst.port);
-		udp_forward(s, (struct sockaddr *)&dst, e->name, buf + hl,
+		*dst = e->addr;
+		addr_set_port((struct sockaddr *)dst, h.dst.port);
+		udp_forward(s, q, (struct sockaddr *)dst, e->name, buf + hl,
 			    n - hl);
 		return;
 	}
@@ -279,32 +403,40 @@ static void udp_client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sess *s = w->data;
 	struct sess_udp *u = s->udp;
-	uint8_t *buf = udp_scratch(s);
+	struct udp_work *wk = udp_work(s);
 
 	(void)revents;
-	if (buf == NULL)
+	if (wk == NULL)
 		return;
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		ssize_t n = recvfrom(u->cfd, buf, UDP_MAX_DGRAM, 0,
-				     (struct sockaddr *)&from, &fl);
-		if (n < 0)
-			return;
-		addr_unmap(&from);
-		/* Only the client: its address, and its port once known. */
-		if (!addr_eq_ip((struct sockaddr *)&from, &u->client.sa) ||
-		    (addr_port(&u->client.sa) != 0 &&
-		     addr_port((struct sockaddr *)&from) !=
-			     addr_port(&u->client.sa))) {
-			u->dropped_foreign++;
-			continue;
+	for (int done = 0; done < UDP_PER_WAKEUP;) {
+		unsigned n = udp_recv_batch(wk, u->cfd, 0);
+		udpq_init(&wk->q[0]);
+		udpq_init(&wk->q[1]);
+		for (unsigned i = 0; i < n; i++) {
+			struct sockaddr_storage *from = &wk->from[i];
+			addr_unmap(from);
+			/* Only the client: its address, and its port once
+			 * known. */
+			if (!addr_eq_ip((struct sockaddr *)from,
+					&u->client.sa) ||
+			    (addr_port(&u->client.sa) != 0 &&
+			     addr_port((struct sockaddr *)from) !=
+				     addr_port(&u->client.sa))) {
+				u->dropped_foreign++;
+				continue;
+			}
+			if (addr_port(&u->client.sa) == 0)
+				addr_set_port(
+					&u->client.sa,
+					addr_port((struct sockaddr *)from));
+			u->last = ev_now(loop);
+			udp_from_client(s, wk->q, &wk->to[i], wk->slot[i],
+					wk->rm[i].msg_len);
 		}
-		if (addr_port(&u->client.sa) == 0)
-			addr_set_port(&u->client.sa,
-				      addr_port((struct sockaddr *)&from));
-		u->last = ev_now(loop);
-		udp_from_client(s, buf, (size_t)n);
+		udp_forward_flush(s, wk->q);
+		if (n < UDP_BATCH) /* drained */
+			return;
+		done += (int)n;
 	}
 }
 
@@ -312,45 +444,46 @@ static void udp_remote_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sess *s = w->data;
 	struct sess_udp *u = s->udp;
-	uint8_t *buf = udp_scratch(s);
+	struct udp_work *wk = udp_work(s);
 	int idx = w == &u->erd[1];
 
 	(void)revents;
-	if (buf == NULL)
+	if (wk == NULL)
 		return;
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		struct s5_udp_header h = {.frag = 0};
-		uint8_t hdr[S5_MAX_UDP_HEADER];
-		ssize_t n = recvfrom(u->efd[idx], buf + S5_MAX_UDP_HEADER,
-				     UDP_MAX_DGRAM, 0, (struct sockaddr *)&from,
-				     &fl);
-		if (n < 0)
-			return;
-		addr_unmap(&from);
-		/* Answers pass the rules like the datagrams out did. */
-		int line = 0;
-		if (addr_port(&u->client.sa) == 0 ||
-		    !sess_allowed_quiet(s, (struct sockaddr *)&from, NULL,
-					addr_port((struct sockaddr *)&from),
-					&line)) {
-			udp_denied(s, true, (struct sockaddr *)&from, NULL,
-				   line);
-			continue;
+	for (int done = 0; done < UDP_PER_WAKEUP;) {
+		unsigned n = udp_recv_batch(wk, u->efd[idx], S5_MAX_UDP_HEADER);
+		struct udpq *q = &wk->q[0];
+		udpq_init(q);
+		for (unsigned i = 0; i < n; i++) {
+			struct sockaddr *from = (struct sockaddr *)&wk->from[i];
+			struct s5_udp_header h = {.frag = 0};
+			uint8_t hdr[S5_MAX_UDP_HEADER];
+			addr_unmap(&wk->from[i]);
+			/* Answers pass the rules like the datagrams out did. */
+			int line = 0;
+			if (addr_port(&u->client.sa) == 0 ||
+			    !sess_allowed_quiet(s, from, NULL, addr_port(from),
+						&line)) {
+				udp_denied(s, true, from, NULL, line);
+				continue;
+			}
+			addr_to_s5(from, &h.dst);
+			ssize_t hl = s5_udp_header_build(&h, hdr, sizeof(hdr));
+			if (hl < 0)
+				continue;
+			uint8_t *out = wk->slot[i] + S5_MAX_UDP_HEADER - hl;
+			memcpy(out, hdr, (size_t)hl);
+			unsigned k = udpq_add(q, &u->client.sa,
+					      addr_len(&u->client.sa), out,
+					      (size_t)hl + wk->rm[i].msg_len);
+			wk->hl[k] = (uint16_t)hl;
 		}
-		addr_to_s5((struct sockaddr *)&from, &h.dst);
-		ssize_t hl = s5_udp_header_build(&h, hdr, sizeof(hdr));
-		if (hl < 0)
-			continue;
-		uint8_t *out = buf + S5_MAX_UDP_HEADER - hl;
-		memcpy(out, hdr, (size_t)hl);
-		if (sendto(u->cfd, out, (size_t)(hl + n), 0, &u->client.sa,
-			   addr_len(&u->client.sa)) >= 0) {
-			u->down_pkts++;
-			u->down_bytes += (uint64_t)n;
+		if (udp_flush(s, q, u->cfd, &u->gso[2], wk->hl, &u->down_pkts,
+			      &u->down_bytes) > 0)
 			u->last = ev_now(loop);
-		}
+		if (n < UDP_BATCH)
+			return;
+		done += (int)n;
 	}
 }
 
@@ -367,6 +500,7 @@ static int ext_socket(struct sess *s, int family)
 		log_warn("session %llu: udp socket", (unsigned long long)s->id);
 		return -1;
 	}
+	udp_rcvbuf(u->efd[idx]);
 	ev_io_init(&u->erd[idx], udp_remote_cb, u->efd[idx], EV_READ);
 	u->erd[idx].data = s;
 	ev_io_start(s->srv->loop, &u->erd[idx]);
@@ -412,6 +546,7 @@ void sess_udp_start(struct sess *s)
 	s->udp = u;
 	u->s = s;
 	u->cfd = u->efd[0] = u->efd[1] = -1;
+	u->gso[0] = u->gso[1] = u->gso[2] = true;
 	ev_init(&u->denied_flush, udp_denied_flush_cb);
 	u->denied_flush.data = u;
 	/* The client's datagrams come from its N1 address; from the port
@@ -442,6 +577,7 @@ void sess_udp_start(struct sess *s)
 		return;
 	}
 	addr_unmap(&bnd);
+	udp_rcvbuf(u->cfd);
 	ev_io_init(&u->crd, udp_client_cb, u->cfd, EV_READ);
 	u->crd.data = s;
 	ev_io_start(srv->loop, &u->crd);
@@ -480,7 +616,8 @@ void sess_udp_stop(struct sess *s)
 	}
 	log_info("session %llu udp: up %llu datagrams %llu bytes, down %llu "
 		 "datagrams %llu bytes; dropped %llu frag, %llu malformed, "
-		 "%llu foreign, %llu denied, %llu over udp-name-rate",
+		 "%llu foreign, %llu denied, %llu over udp-name-rate, %llu "
+		 "unsent",
 		 (unsigned long long)s->id, (unsigned long long)u->up_pkts,
 		 (unsigned long long)u->up_bytes,
 		 (unsigned long long)u->down_pkts,
@@ -489,7 +626,8 @@ void sess_udp_stop(struct sess *s)
 		 (unsigned long long)u->dropped_bad,
 		 (unsigned long long)u->dropped_foreign,
 		 (unsigned long long)u->dropped_denied,
-		 (unsigned long long)u->dropped_limited);
+		 (unsigned long long)u->dropped_limited,
+		 (unsigned long long)u->dropped_send);
 	free(u);
 	s->udp = NULL;
 }

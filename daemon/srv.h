@@ -77,7 +77,7 @@ struct srv {
 	struct pol_self self;
 	bool stopping;
 	bool debug;	  /* -d: debug logging whatever log-level says */
-	uint8_t *udp_buf; /* UDP ASSOCIATE scratch buffer (one datagram) */
+	uint8_t *udp_buf; /* UDP ASSOCIATE workspace (a batch of datagrams) */
 };
 
 /* What needs privileges, before the session process drops them:
