@@ -73,6 +73,8 @@ void crshim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define cr_assert(c, ...) CRSHIM_CHECK(1, !!(c), #c, __VA_ARGS__)
 #define cr_expect(c, ...) CRSHIM_CHECK(0, !!(c), #c, __VA_ARGS__)
+#define cr_assert_not(c, ...) CRSHIM_CHECK(1, !(c), "!(" #c ")", __VA_ARGS__)
+#define cr_expect_not(c, ...) CRSHIM_CHECK(0, !(c), "!(" #c ")", __VA_ARGS__)
 #define cr_assert_eq(a, b, ...)                                                \
 	CRSHIM_CHECK(1, (a) == (b), #a " == " #b, __VA_ARGS__)
 #define cr_assert_neq(a, b, ...)                                               \
