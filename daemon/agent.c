@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -68,7 +69,12 @@ struct agent {
 	size_t outq_bytes;
 	struct agent_link *hash[AGENT_BUCKETS];
 	size_t nlinks;
-	uint64_t refused; /* messages or requests refused */
+	uint64_t refused;  /* messages or requests refused */
+	uint64_t hash_key; /* tags are the session's: a keyed hash */
+	/* LIST and STATS make the kernel work (a conntrack dump, set
+	 * counts): at most one such refresh a second, whatever is asked. */
+	double listed, audited;
+	struct assoc_audit last_audit;
 	bool exit_on_session_end;
 	ev_signal sig_hup, sig_term, sig_int;
 	int status;
@@ -78,7 +84,8 @@ struct agent {
 
 static struct agent_link **link_slot(struct agent *ag, uint64_t tag)
 {
-	struct agent_link **p = &ag->hash[(tag * 0x9e3779b97f4a7c15ULL) >> 50];
+	struct agent_link **p =
+		&ag->hash[((tag ^ ag->hash_key) * 0x9e3779b97f4a7c15ULL) >> 50];
 
 	_Static_assert(AGENT_BUCKETS == 1u << 14, "buckets: 64 - 50 bits");
 	while (*p && (*p)->tag != tag)
@@ -245,6 +252,43 @@ static void refuse(struct agent *ag, const char *what, const char *why)
 			    what, why, (unsigned long long)ag->refused);
 }
 
+static const char *bnd_refusal(struct agent *ag, const struct kmsg_open *m)
+{
+	const struct sockaddr_storage *relay =
+		m->bnd.family == AF_INET6 ? &ag->cfg.relay6 : &ag->cfg.relay4;
+	struct sockaddr_storage bnd;
+	bool listed = false, wildcard = false;
+	int fd, rc;
+
+	kmsg_addr_to(&m->bnd, &bnd);
+	if (relay->ss_family == 0) {
+		for (size_t i = 0; i < ag->cfg.nlisten; i++) {
+			const struct sockaddr *l =
+				(const struct sockaddr *)&ag->cfg.listen[i];
+			if (l->sa_family != bnd.ss_family)
+				continue;
+			if (addr_is_unusable_bnd(l))
+				wildcard = true;
+			else if (addr_eq_ip(l, (struct sockaddr *)&bnd))
+				listed = true;
+		}
+		if (!listed && !wildcard)
+			return "BND.ADDR is not an address the daemon listens "
+			       "on "
+			       "(and no relay-address is set)";
+	}
+	/* Local: the port pool of an address is made only for those. */
+	fd = socket(bnd.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL; /* cannot tell: the trial binds will */
+	rc = bind(fd, (struct sockaddr *)&bnd,
+		  addr_len((struct sockaddr *)&bnd));
+	close(fd);
+	if (rc < 0 && errno == EADDRNOTAVAIL)
+		return "BND.ADDR is not a local address";
+	return NULL;
+}
+
 static void do_open(struct agent *ag, const struct kmsg_open *m)
 {
 	static const struct assoc_cbs cbs = {link_ready, link_ended};
@@ -264,12 +308,21 @@ static void do_open(struct agent *ag, const struct kmsg_open *m)
 		send_ready(ag, m->tag, 0, rep, NULL);
 		return;
 	}
+	/* BND: the relay address, else an address the daemon listens on
+	 * (any local one only if it listens on the wildcard); and local. */
+	why = bnd_refusal(ag, m);
+	if (why != NULL) {
+		refuse(ag, "open", why);
+		send_ready(ag, m->tag, 0, S5_REP_NOT_ALLOWED, NULL);
+		return;
+	}
 	/* What it cannot know: the kernel's abilities, the table's size. */
 	why = ct_relay_unsupported(m->proto);
 	if (why != NULL) {
-		log_info("agent: session %llu: TRANSPARENT ptcl %u refused "
-			 "(0x09): %s",
-			 (unsigned long long)m->session_id, m->proto, why);
+		log_limited(LOG_LVL_INFO,
+			    "agent: session %llu: TRANSPARENT ptcl %u refused "
+			    "(0x09): %s",
+			    (unsigned long long)m->session_id, m->proto, why);
 		send_ready(ag, m->tag, 0, S5_REP_PTCL_UNSUPPORTED, NULL);
 		return;
 	}
@@ -331,11 +384,17 @@ static void do_terminate(struct agent *ag, const struct kmsg_terminate *m)
 	send_session(ag, &res, sizeof(res));
 }
 
+#define AGENT_REFRESH_SECS 1.0
+
 static void do_list(struct agent *ag)
 {
 	struct kmsg_query end;
 
-	assoc_table_refresh(ag->t);
+	ev_now_update(ag->loop);
+	if (ev_now(ag->loop) - ag->listed >= AGENT_REFRESH_SECS) {
+		assoc_table_refresh(ag->t);
+		ag->listed = ev_now(ag->loop);
+	}
 	for (size_t b = 0; b < AGENT_BUCKETS; b++) {
 		for (struct agent_link *l = ag->hash[b]; l; l = l->next) {
 			struct assoc_info ai;
@@ -368,7 +427,12 @@ static void do_stats(struct agent *ag)
 	memset(&m, 0, sizeof(m));
 	kmsg_hdr_init(&m.h, KMSG_STATS_REPLY, sizeof(m));
 	m.stats = *assoc_table_stats(ag->t);
-	assoc_table_audit(ag->t, &m.audit);
+	ev_now_update(ag->loop);
+	if (ev_now(ag->loop) - ag->audited >= AGENT_REFRESH_SECS) {
+		assoc_table_audit(ag->t, &ag->last_audit);
+		ag->audited = ev_now(ag->loop);
+	}
+	m.audit = ag->last_audit;
 	m.count = assoc_table_count(ag->t);
 	send_session(ag, &m, sizeof(m));
 }
@@ -491,6 +555,7 @@ static void session_adopt(struct agent *ag, int fd, int pid)
 	if (ag->sess_fd >= 0)
 		session_lost(ag, "a new one replaces it");
 	ag->sess_fd = fd;
+	kmsg_refuse_fds(fd);
 	ev_io_init(&ag->sess_rd, sess_rd_cb, fd, EV_READ);
 	ev_io_init(&ag->sess_wr, sess_wr_cb, fd, EV_WRITE);
 	ag->sess_rd.data = ag->sess_wr.data = ag;
@@ -659,6 +724,11 @@ int agent_main(const struct agent_opts *o)
 	ev_prepare_start(ag.loop, &ag.out_prep);
 	ag.status = 0;
 	ag.exit_on_session_end = o->sup_fd < 0;
+	ag.listed = ag.audited = -AGENT_REFRESH_SECS;
+	if (getrandom(&ag.hash_key, sizeof(ag.hash_key), GRND_NONBLOCK) !=
+	    sizeof(ag.hash_key))
+		ag.hash_key = (uint64_t)getpid() * 0x2545f4914f6cdd1dULL ^
+			      (uint64_t)ev_time();
 	/* The table is claimed first: a second socksgated stops here,
 	 * having touched nothing. */
 	ag.t = assoc_table_new(ag.loop, &ag.cfg, &fatal);

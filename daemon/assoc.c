@@ -238,10 +238,13 @@ static int port_free_locally(const struct assoc_table *t,
 			      addr_len((struct sockaddr *)&ss));
 		int e = errno;
 		close(fd);
-		if (rc < 0 && e == EADDRNOTAVAIL)
-			return -1;
-		if (rc < 0)
+		/* In use (or below 1024 without the right): try another;
+		 * anything else (not local, a link-local address without
+		 * scope...) will not change with the port. */
+		if (rc < 0 && (e == EADDRINUSE || e == EACCES))
 			return 0;
+		if (rc < 0)
+			return -1;
 	}
 	return 1;
 }
@@ -372,7 +375,8 @@ struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
 	if (!assoc_table_available(t) || t->shutting_down)
 		return NULL;
 	if (t->count >= t->max) {
-		log_warnx("max-associations (%u) reached", t->max);
+		log_limited(LOG_LVL_WARN, "max-associations (%u) reached",
+			    t->max);
 		return NULL;
 	}
 	a = calloc(1, sizeof(*a));
@@ -403,10 +407,11 @@ struct assoc *assoc_open(struct assoc_table *t, const struct assoc_req *r,
 	if (a->pool == NULL ||
 	    port_alloc(t, a->pool, &r->bnd, &a->flow.bport) < 0) {
 		if (a->pool)
-			log_warnx("no free relay port on %s in %u-%u "
-				  "(or it is not a local address)",
-				  addr_ip_str(bnd, client, sizeof(client)),
-				  t->port_lo, t->port_hi);
+			log_limited(LOG_LVL_WARN,
+				    "no free relay port on %s in %u-%u "
+				    "(or it is not a local address)",
+				    addr_ip_str(bnd, client, sizeof(client)),
+				    t->port_lo, t->port_hi);
 		a->pool = NULL;
 		hash_remove(t, a);
 		free(a);

@@ -250,7 +250,12 @@ uint8_t kmsg_check_open(const struct cfg *c, const struct kmsg_open *m,
 		return S5_REP_NOT_ALLOWED;
 	}
 	if (addr_is_unusable_bnd((struct sockaddr *)&bnd) ||
-	    is_multicast_or_broadcast((struct sockaddr *)&bnd)) {
+	    is_multicast_or_broadcast((struct sockaddr *)&bnd) ||
+	    addr_is_loopback((struct sockaddr *)&bnd) ||
+	    (m->bnd.family == AF_INET6 && m->bnd.ip[0] == 0xfe &&
+	     (m->bnd.ip[1] & 0xc0) == 0x80) ||
+	    (m->bnd.family == AF_INET && m->bnd.ip[0] == 169 &&
+	     m->bnd.ip[1] == 254)) {
 		*why = "unusable BND.ADDR";
 		return S5_REP_NOT_ALLOWED;
 	}
@@ -430,7 +435,9 @@ int kmsg_send_fds(int fd, const void *msg, size_t len, const int *fds,
 	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
 	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
 	for (;;) {
-		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		/* Never blocks: the supervisor must not wait on a child
+		 * that does not read (EAGAIN is an error here). */
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n == (ssize_t)len)
 			return 0;
 		if (n >= 0) {
@@ -440,6 +447,26 @@ int kmsg_send_fds(int fd, const void *msg, size_t len, const int *fds,
 		if (errno != EINTR)
 			return -1;
 	}
+}
+
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83 /* Linux 6.16 */
+#endif
+
+int kmsg_refuse_fds(int fd)
+{
+	int zero = 0;
+
+	return setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof(zero));
+}
+
+/* A descriptor nobody asked for: closed without waiting for anything. */
+static void close_unwanted(int f)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(f, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(f);
 }
 
 ssize_t kmsg_recv(int fd, void *buf, size_t cap, int *fds, size_t maxfds)
@@ -474,7 +501,7 @@ ssize_t kmsg_recv(int fd, void *buf, size_t cap, int *fds, size_t maxfds)
 			if (fds && got < maxfds)
 				fds[got++] = f;
 			else
-				close(f);
+				close_unwanted(f);
 		}
 	}
 	if (mh.msg_flags & MSG_TRUNC) {

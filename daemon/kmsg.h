@@ -224,10 +224,18 @@ int kmsg_send_many(int fd, const struct iovec *msgs, unsigned n);
  * or -1 with *why set. */
 int kmsg_check_packet(const void *buf, size_t len, char from, const char **why);
 /* Sends one message with up to KMSG_MAX_FDS descriptors attached
- * (SCM_RIGHTS); blocking.  0, or -1 with errno. */
+ * (SCM_RIGHTS), without blocking.  0, or -1 with errno (EAGAIN: the
+ * receiver does not read). */
 #define KMSG_MAX_FDS 2
 int kmsg_send_fds(int fd, const void *msg, size_t len, const int *fds,
 		  size_t nfds);
+/* The receiving end of a channel from the session process takes no
+ * descriptor: SO_PASSRIGHTS 0 (Linux 6.16+; the sender's sendmsg then
+ * fails).  On older kernels kmsg_recv() still closes any that comes, after
+ * SO_LINGER 0 (a TCP socket with unsent data and a long linger would
+ * otherwise hold the closing process in close()).  0, or -1 if the kernel
+ * has no SO_PASSRIGHTS. */
+int kmsg_refuse_fds(int fd);
 /* Receives one message into buf (KMSG_MAX + 1 bytes).  Descriptors that
  * came with it fill fds[0..maxfds) (the rest -1; any beyond maxfds are
  * closed; fds NULL: all closed).  Returns the length, 0 on end of file,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -186,6 +187,24 @@ static int relay_init(struct srv *srv)
 	return 0;
 }
 
+/* Descriptors inherited from whoever started the daemon (but stdin,
+ * stdout, stderr and, with -a, the agent's channel) would reach the
+ * session process: closed first. */
+static void close_inherited(int keep)
+{
+#ifdef SYS_close_range
+	if (keep < 0 ? syscall(SYS_close_range, 3u, ~0u, 0u) == 0
+		     : (keep == 3 || syscall(SYS_close_range, 3u,
+					     (unsigned)keep - 1, 0u) == 0) &&
+			       syscall(SYS_close_range, (unsigned)keep + 1, ~0u,
+				       0u) == 0)
+		return;
+#endif
+	for (int fd = 3; fd < 65536; fd++)
+		if (fd != keep)
+			close(fd);
+}
+
 struct session_arg {
 	const char *path;
 	bool debug;
@@ -249,7 +268,7 @@ int main(int argc, char **argv)
 {
 	static struct cfg cfg;
 	struct session_arg sarg = {.path = CFG_DEFAULT_PATH};
-	struct priv_user user;
+	struct priv_user user = {.switch_needed = false};
 	const char *path = CFG_DEFAULT_PATH;
 	bool foreground = false, check = false, debug = false;
 	int agent_fd = -1;
@@ -295,6 +314,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	close_inherited(agent_fd);
 	log_init(1, LOG_LVL_INFO, "socksgated");
 	if (cfg_load(path, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
@@ -309,6 +329,16 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", path, err);
 			return 1;
 		}
+	}
+	/* By uid, not name: two names for one uid would let the session
+	 * process signal the agent. */
+	if (sarg.user.name[0] &&
+	    sarg.user.uid == (cfg.user[0] ? user.uid : geteuid())) {
+		fprintf(stderr,
+			"%s: session-user %s has the kernel agent's uid %u: "
+			"name an account of its own\n",
+			path, sarg.user.name, (unsigned)sarg.user.uid);
+		return 1;
 	}
 	if (check) {
 		struct auth_db *db;

@@ -171,6 +171,7 @@ static int spawn_session(struct sup *s)
 	if (s->session_fd >= 0)
 		close(s->session_fd);
 	s->session_fd = cv[0];
+	kmsg_refuse_fds(cv[0]);
 	s->session_started = now();
 	s->generation++;
 	memset(&m, 0, sizeof(m));

@@ -198,7 +198,7 @@ pass "the unit's way (user daemon, ambient capabilities): agent daemon with CAP_
 # --- the agent against forged messages --------------------------------
 sg_config "relay-ports 31000-31009" "max-associations 3" "close-on-target-fin no"
 out=$(ing $PY "$SG_ROOT/netns-tests/tools/kagent.py" "$SG_DAEMON" "$SG_TMP/socksgated.conf" \
-	"$SG_TMP/agent.log" "$G4" "$C4" "$T4" 2>"$SG_TMP/harness.err") ||
+	"$SG_TMP/agent.log" "$G4" "$C4" "$T4" "$G4T" 2>"$SG_TMP/harness.err") ||
 	fail "harness: $out $(cat "$SG_TMP/harness.err") $(tail -20 "$SG_TMP/agent.log")"
 j() { $PY -c "import json,sys; d=json.loads(sys.argv[1]); print($2)" "$out"; }
 [ "$(j "$out" "d['available']")" = 1 ] || fail "agent unavailable: $out"
@@ -208,7 +208,11 @@ port=$(j "$out" "d['good']['port']")
 [ "$(j "$out" "d['port22']['rep']")" = 2 ] || fail "BND port 22: $out"
 [ "$(j "$out" "d['loopback']['rep']")" = 2 ] || fail "loopback DST: $out"
 [ "$(j "$out" "d['gre']['rep']")" = 9 ] || fail "PTCL 47: $out"
-[ "$(j "$out" "d['foreign_bnd']['rep']")" = 1 ] || fail "foreign BND: $out"
+[ "$(j "$out" "d['foreign_bnd']['rep']")" = 2 ] || fail "foreign BND: $out"
+[ "$(j "$out" "d['loopback_bnd']['rep']")" = 2 ] || fail "loopback BND: $out"
+[ "$(j "$out" "d['unlisted_bnd']['rep']")" = 2 ] || fail "BND not listened on: $out"
+[ "$(j "$out" "d['listed_after_flood']")" = "$(j "$out" "d['live_tags']")" ] || fail "LIST flood: $out"
+log "agent: descriptor passed along: $(j "$out" "d['fd_passing']"); 4,000 LISTs in one packet answered in $(j "$out" "d['list_flood_s']") s"
 [ "$(j "$out" "d['foreign_id']")" = -1 ] || fail "foreign id: $out"
 [ "$(j "$out" "d['flood']")" = "[0, 0, 1, 1]" ] || fail "max-associations 3: $out"
 [ "$(j "$out" "d['kernel_assoc4']")" = 3 ] || fail "kernel holds $(j "$out" "d['kernel_assoc4']") associations, want 3"
@@ -218,12 +222,12 @@ port=$(j "$out" "d['good']['port']")
 [ "$(j "$out" "d['listed_after_close']")" = "$(j "$out" "d['live_tags'][1:]")" ] || fail "close: $out"
 [ "$(j "$out" "d['exit']")" = 0 ] || fail "agent exit: $out"
 refused=$(grep -c "refused .* from the session process" "$SG_TMP/agent.log")
-# 3 opens the session should have refused (port, loopback, PTCL), a
-# foreign id, 12 malformed messages; the foreign BND and the ones over
-# max-associations are the kernel's and the table's to refuse.
-[ "$refused" -ge 16 ] || fail "only $refused refusals logged: $(grep refused "$SG_TMP/agent.log")"
+# 6 opens the session should have refused (port, loopback DST, PTCL,
+# foreign, loopback and unlisted BND), a foreign id, 12 malformed
+# messages; the ones over max-associations are the table's to refuse.
+[ "$refused" -ge 19 ] || fail "only $refused refusals logged: $(grep refused "$SG_TMP/agent.log")"
 grep -q "forged log line" "$SG_TMP/agent.log" && fail "a forged user name reached the log"
 grep -q "max-associations (3) reached" "$SG_TMP/agent.log" || fail "max-associations not logged"
 wait_for 10 '[ -z "$(nft_table)" ]' || fail "table left after the harness closed the channel"
 grep -q "ERROR: AddressSanitizer\|runtime error\|LeakSanitizer" "$SG_TMP/agent.log" && fail "sanitizer report (agent)"
-pass "forged messages: BND port 22, loopback, PTCL 47, foreign BND, foreign id, 4 of max 3, 12 malformed: all refused ($refused logged); the kernel held only the allowed"
+pass "forged messages: BND port 22, loopback DST, PTCL 47, foreign/loopback/unlisted BND, foreign id, 4 of max 3, 12 malformed, a passed descriptor, 4,000 LISTs: all refused or cheap ($refused logged); the kernel held only the allowed"

@@ -6,14 +6,16 @@ what came back as JSON.  Run inside the gateway namespace.
 The layouts are daemon/kmsg.h's (host order, x86-64/aarch64 alignment;
 kmsg.c asserts the sizes this file assumes).
 
-usage: kagent.py DAEMON CONFIG LOG G4 C4 T4
+usage: kagent.py DAEMON CONFIG LOG G4 C4 T4 OTHER_LOCAL_ADDRESS
 """
+import array
 import json
 import os
 import socket
 import struct
 import subprocess
 import sys
+import time
 
 VERSION = 1
 (OPEN, CLOSE, TERMINATE, LIST, STATS, WELCOME, READY, ENDED, RESULT, INFO,
@@ -101,6 +103,15 @@ class Agent:
                 continue
             raise AssertionError("unexpected type %d" % t)
 
+    def list_answer(self):
+        tags = []
+        while True:
+            t, m = self.recv()
+            if t == LIST_END:
+                return tags
+            assert t == INFO, "unexpected type %d before LIST_END" % t
+            tags.append(struct.unpack_from("=Q", m, 8)[0])
+
     def list(self):
         """INFO tags until LIST_END: also proves that nothing else (an
         answer to a refused message) was queued before."""
@@ -145,6 +156,12 @@ def main():
     # A BND address that is not the gateway's.
     a.send(open_msg(5, 17, (c4, 42005), ("198.18.1.77", 0), dst))
     out["foreign_bnd"] = a.ready()
+    # BND: loopback; a local address the daemon does not listen on (no
+    # relay-address is set: only the listen addresses may be BND).
+    a.send(open_msg(6, 17, (c4, 42006), ("127.0.0.1", 0), dst))
+    out["loopback_bnd"] = a.ready()
+    a.send(open_msg(7, 17, (c4, 42007), (sys.argv[7], 0), dst))
+    out["unlisted_bnd"] = a.ready()
     # A foreign mark: no association of ours has this id.
     a.send(terminate_msg(0x00abcdef))
     out["foreign_id"] = a.result()[0]
@@ -188,6 +205,27 @@ def main():
     out["garbage_sent"] = len(garbage)
     out["listed_after_garbage"] = a.list()
     out["live_tags"] = live
+    # A descriptor passed along (a compromised session process could pass
+    # a socket whose close blocks): refused by the kernel (SO_PASSRIGHTS)
+    # or closed at once by the agent.
+    r, w = os.pipe()
+    try:
+        a.s.sendmsg([query(LIST)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                     array.array("i", [r]))])
+        out["fd_passing"] = "sent"
+        a.list_answer()
+    except PermissionError:
+        out["fd_passing"] = "refused by the kernel"
+    os.close(r)
+    os.close(w)
+    # A packet of 4,000 LISTs: answered from at most one conntrack dump a
+    # second, not 4,000.
+    t0 = time.monotonic()
+    a.send(query(LIST) * 4000)
+    for _ in range(4000):
+        a.list_answer()
+    out["list_flood_s"] = round(time.monotonic() - t0, 3)
+    out["listed_after_flood"] = a.list()
     # Close one: an unknown tag is ignored, a known one ends.
     a.send(close_msg(12345))
     a.send(close_msg(live[0]))
