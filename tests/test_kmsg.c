@@ -256,6 +256,39 @@ Test(kmsg, open_semantics)
 	cr_assert_neq(open_rep(&c, &m), S5_REP_SUCCEEDED, "64:ff9b::7f00:1");
 }
 
+Test(kmsg, bnd_forms)
+{
+	struct cfg c = conf();
+	struct kmsg_open m = good_open();
+
+	m.bnd.ip[0] = 127; /* loopback */
+	cr_assert_eq(open_rep(&c, &m), S5_REP_NOT_ALLOWED);
+	m = good_open();
+	m.bnd.ip[0] = 169; /* link-local */
+	m.bnd.ip[1] = 254;
+	cr_assert_eq(open_rep(&c, &m), S5_REP_NOT_ALLOWED);
+	m = good_open();
+	m.src.family = m.bnd.family = m.dst.family = AF_INET6;
+	memset(m.src.ip, 0, 16);
+	memset(m.dst.ip, 0, 16);
+	memset(m.bnd.ip, 0, 16);
+	m.src.ip[0] = m.dst.ip[0] = 0x20;
+	m.src.ip[1] = m.dst.ip[1] = 0x01;
+	m.src.ip[2] = m.dst.ip[2] = 0x0d;
+	m.src.ip[3] = m.dst.ip[3] = 0xb8;
+	m.src.ip[15] = 2;
+	m.dst.ip[15] = 9;
+	m.bnd.ip[0] = 0xfe; /* fe80::1 */
+	m.bnd.ip[1] = 0x80;
+	m.bnd.ip[15] = 1;
+	cr_assert_eq(open_rep(&c, &m), S5_REP_NOT_ALLOWED);
+	m.bnd.ip[0] = 0x20; /* 2001:db8::1 */
+	m.bnd.ip[1] = 0x01;
+	m.bnd.ip[2] = 0x0d;
+	m.bnd.ip[3] = 0xb8;
+	cr_assert_eq(open_rep(&c, &m), S5_REP_SUCCEEDED);
+}
+
 Test(kmsg, bnd_must_be_the_relay_address)
 {
 	struct cfg c = conf();
