@@ -376,3 +376,14 @@ bool addr_is_loopback(const struct sockaddr *sa)
 	       IN6_IS_ADDR_LOOPBACK(
 		       &((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
+
+bool addr_is_multicast_or_broadcast(const struct sockaddr *sa)
+{
+	size_t n;
+	const uint8_t *b = addr_bytes(sa, &n);
+
+	if (n == 16)
+		return b[0] == 0xff;
+	return (b[0] & 0xf0) == 0xe0 ||
+	       (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255);
+}

@@ -109,6 +109,8 @@ enum addr_dst addr_dst_normalise(const struct sockaddr *dst,
 const char *addr_dst_str(enum addr_dst r);
 /* True for 127.0.0.0/8 and ::1 (the kernel's loopback, whatever lo has). */
 bool addr_is_loopback(const struct sockaddr *sa);
+/* True for 224.0.0.0/4, 255.255.255.255 and ff00::/8. */
+bool addr_is_multicast_or_broadcast(const struct sockaddr *sa);
 
 /* Raw address bytes and their length (4 or 16). */
 const uint8_t *addr_bytes(const struct sockaddr *sa, size_t *len);

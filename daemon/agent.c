@@ -32,7 +32,7 @@
 #include "s5_proto.h"
 
 #define AGENT_BUCKETS 16384
-#define AGENT_READ_BURST 64	   /* packets per wakeup */
+#define AGENT_READ_BURST 16	   /* packets per wakeup */
 #define AGENT_OUTQ_MAX (16u << 20) /* bytes queued for the session */
 #define AGENT_REFUSED_LOG 20	   /* refusals logged one by one */
 
@@ -43,12 +43,6 @@ struct agent_link {
 	struct agent *ag;
 	uint8_t proto;
 	struct agent_link *next; /* hash chain */
-};
-
-struct agent_out {
-	struct agent_out *next;
-	size_t len;
-	unsigned char msg[];
 };
 
 struct agent {
@@ -65,15 +59,16 @@ struct agent {
 	 * priority, so after the association table's own flush (which
 	 * produces the answers) in the same iteration. */
 	ev_prepare out_prep;
-	struct agent_out *outq, **outq_tail;
-	size_t outq_bytes;
+	struct kmsg_queue outq;
 	struct agent_link *hash[AGENT_BUCKETS];
 	size_t nlinks;
 	uint64_t refused;  /* messages or requests refused */
 	uint64_t hash_key; /* tags are the session's: a keyed hash */
 	/* LIST and STATS make the kernel work (a conntrack dump, set
-	 * counts): at most one such refresh a second, whatever is asked. */
-	double listed, audited;
+	 * counts): LIST refreshes the counters at most once a second, STATS
+	 * reads the sets at most once per packet. */
+	double listed;
+	uint64_t packets, audited; /* packets read; the last audit's */
 	struct assoc_audit last_audit;
 	bool exit_on_session_end;
 	ev_signal sig_hup, sig_term, sig_int;
@@ -118,59 +113,28 @@ static void agent_reload(struct agent *ag, int fd);
  * process wakes once for a transaction's answers, not once each. */
 static void out_flush(struct agent *ag)
 {
-	while (ag->outq && ag->sess_fd >= 0) {
-		struct iovec iov[KMSG_BATCH];
-		unsigned n = 0;
-		for (struct agent_out *o = ag->outq; o && n < KMSG_BATCH;
-		     o = o->next, n++) {
-			iov[n].iov_base = o->msg;
-			iov[n].iov_len = o->len;
-		}
-		int sent = kmsg_send_many(ag->sess_fd, iov, n);
-		if (sent < 0) {
-			if (errno == EAGAIN)
-				break;
-			session_lost(ag, "its channel failed");
-			return;
-		}
-		for (int i = 0; i < sent; i++) {
-			struct agent_out *o = ag->outq;
-			ag->outq = o->next;
-			ag->outq_bytes -= o->len;
-			free(o);
-		}
-	}
-	if (ag->sess_fd < 0)
+	int rc = kmsg_queue_flush(&ag->outq, ag->sess_fd);
+
+	if (rc < 0) {
+		session_lost(ag, "its channel failed");
 		return;
-	if (ag->outq == NULL) {
-		ag->outq_tail = &ag->outq;
-		ev_io_stop(ag->loop, &ag->sess_wr);
-	} else {
-		ev_io_start(ag->loop, &ag->sess_wr);
 	}
+	if (rc == 0)
+		ev_io_stop(ag->loop, &ag->sess_wr);
+	else
+		ev_io_start(ag->loop, &ag->sess_wr);
 }
 
 static void send_session(struct agent *ag, const void *msg, size_t len)
 {
-	struct agent_out *o;
-
 	if (ag->sess_fd < 0)
 		return;
-	if (ag->outq_bytes + len > AGENT_OUTQ_MAX) {
+	if (ag->outq.bytes + len > AGENT_OUTQ_MAX) {
 		session_lost(ag, "it stopped reading its messages");
 		return;
 	}
-	o = malloc(sizeof(*o) + len);
-	if (o == NULL) {
+	if (kmsg_queue_push(&ag->outq, msg, len) < 0)
 		session_lost(ag, "out of memory for its messages");
-		return;
-	}
-	o->next = NULL;
-	o->len = len;
-	memcpy(o->msg, msg, len);
-	*ag->outq_tail = o;
-	ag->outq_tail = &o->next;
-	ag->outq_bytes += len;
 }
 
 static void out_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -179,7 +143,7 @@ static void out_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (ag->outq && !ev_is_active(&ag->sess_wr))
+	if (ag->outq.head && ag->sess_fd >= 0 && !ev_is_active(&ag->sess_wr))
 		out_flush(ag);
 }
 
@@ -427,10 +391,9 @@ static void do_stats(struct agent *ag)
 	memset(&m, 0, sizeof(m));
 	kmsg_hdr_init(&m.h, KMSG_STATS_REPLY, sizeof(m));
 	m.stats = *assoc_table_stats(ag->t);
-	ev_now_update(ag->loop);
-	if (ev_now(ag->loop) - ag->audited >= AGENT_REFRESH_SECS) {
+	if (ag->audited != ag->packets) {
 		assoc_table_audit(ag->t, &ag->last_audit);
-		ag->audited = ev_now(ag->loop);
+		ag->audited = ag->packets;
 	}
 	m.audit = ag->last_audit;
 	m.count = assoc_table_count(ag->t);
@@ -464,13 +427,7 @@ static void session_lost(struct agent *ag, const char *why)
 	ev_io_stop(ag->loop, &ag->sess_wr);
 	close(ag->sess_fd);
 	ag->sess_fd = -1;
-	while (ag->outq) {
-		struct agent_out *o = ag->outq;
-		ag->outq = o->next;
-		free(o);
-	}
-	ag->outq_tail = &ag->outq;
-	ag->outq_bytes = 0;
+	kmsg_queue_clear(&ag->outq);
 	for (size_t b = 0; b < AGENT_BUCKETS; b++) {
 		while (ag->hash[b]) {
 			struct agent_link *l = ag->hash[b];
@@ -537,6 +494,7 @@ static void sess_rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 			session_lost(ag, "its channel closed");
 			return;
 		}
+		ag->packets++;
 		if (kmsg_check_packet(pkt, (size_t)n, 'S', &why) < 0) {
 			refuse(ag, "a packet", why);
 			continue;
@@ -717,14 +675,15 @@ int agent_main(const struct agent_opts *o)
 	ag.debug = o->debug;
 	ag.sup_fd = o->sup_fd;
 	ag.sess_fd = -1;
-	ag.outq_tail = &ag.outq;
+	kmsg_queue_init(&ag.outq);
 	ev_prepare_init(&ag.out_prep, out_prep_cb);
 	ev_set_priority(&ag.out_prep, EV_MINPRI);
 	ag.out_prep.data = &ag;
 	ev_prepare_start(ag.loop, &ag.out_prep);
 	ag.status = 0;
 	ag.exit_on_session_end = o->sup_fd < 0;
-	ag.listed = ag.audited = -AGENT_REFRESH_SECS;
+	ag.listed = -AGENT_REFRESH_SECS;
+	ag.audited = (uint64_t)-1;
 	if (getrandom(&ag.hash_key, sizeof(ag.hash_key), GRND_NONBLOCK) !=
 	    sizeof(ag.hash_key))
 		ag.hash_key = (uint64_t)getpid() * 0x2545f4914f6cdd1dULL ^
@@ -782,11 +741,7 @@ int agent_main(const struct agent_opts *o)
 		close(ag.sess_fd);
 		ag.sess_fd = -1;
 	}
-	while (ag.outq) {
-		struct agent_out *q = ag.outq;
-		ag.outq = q->next;
-		free(q);
-	}
+	kmsg_queue_clear(&ag.outq);
 	assoc_table_free(ag.t);
 	cfg_free(&ag.cfg);
 	if (ag.sup_fd >= 0) {

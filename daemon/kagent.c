@@ -38,23 +38,17 @@ struct kassoc {
 	struct kassoc *next; /* hash chain */
 };
 
-struct kagent_ev {
-	struct kagent_ev *next;
-	size_t len;
-	unsigned char msg[];
-};
-
 struct kagent {
 	struct ev_loop *loop;
 	int fd;
 	ev_io rd;
 	ev_idle later;
-	struct kagent_ev *evq, **evq_tail;
+	struct kmsg_queue evq; /* events met during a synchronous call */
 	/* Opens and closes, sent together before the loop sleeps (the agent
 	 * then reads them in one wakeup: one kernel transaction). */
 	ev_prepare out_prep; /* lowest priority: last before sleeping */
 	ev_io wr;
-	struct kagent_ev *outq, **outq_tail;
+	struct kmsg_queue outq;
 	bool available;
 	bool gone;
 	void (*lost)(void *arg);
@@ -198,7 +192,7 @@ static void rd_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	/* Events queued during a call go first: order is kept. */
-	if (k->evq)
+	if (k->evq.head)
 		return;
 	for (int i = 0; i < 1024 && !k->gone; i++) {
 		enum kmsg_type type;
@@ -219,11 +213,11 @@ static void later_cb(struct ev_loop *loop, ev_idle *w, int revents)
 
 	(void)revents;
 	ev_idle_stop(loop, w);
-	while (k->evq && !k->gone) {
-		struct kagent_ev *e = k->evq;
-		k->evq = e->next;
-		if (k->evq == NULL)
-			k->evq_tail = &k->evq;
+	while (k->evq.head && !k->gone) {
+		struct kmsg_out *e = k->evq.head;
+		k->evq.head = e->next;
+		if (k->evq.head == NULL)
+			kmsg_queue_init(&k->evq);
 		memcpy(u.b, e->msg, e->len);
 		free(e);
 		dispatch(k, &u, (enum kmsg_type)u.h.type);
@@ -233,17 +227,10 @@ static void later_cb(struct ev_loop *loop, ev_idle *w, int revents)
 
 static void defer(struct kagent *k, const union kagent_buf *u, size_t len)
 {
-	struct kagent_ev *e = malloc(sizeof(*e) + len);
-
-	if (e == NULL) {
+	if (kmsg_queue_push(&k->evq, u->b, len) < 0) {
 		agent_gone(k, "out of memory");
 		return;
 	}
-	e->next = NULL;
-	e->len = len;
-	memcpy(e->msg, u->b, len);
-	*k->evq_tail = e;
-	k->evq_tail = &e->next;
 	ev_idle_start(k->loop, &k->later);
 }
 
@@ -303,43 +290,26 @@ static int wait_for(struct kagent *k, enum kmsg_type want, union kagent_buf *u,
 static int out_flush(struct kagent *k, bool wait)
 {
 	long long deadline = now_ms() + KAGENT_CALL_MS;
+	int rc;
 
-	while (k->outq && !k->gone) {
-		struct iovec iov[KMSG_BATCH];
-		unsigned n = 0;
-		for (struct kagent_ev *e = k->outq; e && n < KMSG_BATCH;
-		     e = e->next, n++) {
-			iov[n].iov_base = e->msg;
-			iov[n].iov_len = e->len;
-		}
-		int sent = kmsg_send_many(k->fd, iov, n);
-		if (sent < 0 && errno != EAGAIN) {
+	while (!k->gone && (rc = kmsg_queue_flush(&k->outq, k->fd)) != 0) {
+		long long left = deadline - now_ms();
+		struct pollfd p = {.fd = k->fd, .events = POLLOUT};
+		if (rc < 0) {
 			agent_gone(k, strerror(errno));
 			return -1;
 		}
-		if (sent < 0) {
-			long long left = deadline - now_ms();
-			struct pollfd p = {.fd = k->fd, .events = POLLOUT};
-			if (!wait) {
-				ev_io_start(k->loop, &k->wr);
-				return 0;
-			}
-			if (left <= 0 || poll(&p, 1, (int)left) == 0) {
-				agent_gone(k, "its channel stays full");
-				return -1;
-			}
-			continue;
+		if (!wait) {
+			ev_io_start(k->loop, &k->wr);
+			return 0;
 		}
-		for (int i = 0; i < sent; i++) {
-			struct kagent_ev *e = k->outq;
-			k->outq = e->next;
-			free(e);
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+			agent_gone(k, "its channel stays full");
+			return -1;
 		}
 	}
-	if (k->outq == NULL) {
-		k->outq_tail = &k->outq;
+	if (k->outq.head == NULL)
 		ev_io_stop(k->loop, &k->wr);
-	}
 	return k->gone ? -1 : 0;
 }
 
@@ -349,7 +319,7 @@ static void out_prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (k->outq && !ev_is_active(&k->wr))
+	if (k->outq.head && !ev_is_active(&k->wr))
 		out_flush(k, false);
 }
 
@@ -363,20 +333,12 @@ static void wr_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* Queues a message (opens and closes); -1 if the agent is lost. */
 static int queue_msg(struct kagent *k, const void *m, size_t len)
 {
-	struct kagent_ev *e;
-
 	if (k->gone)
 		return -1;
-	e = malloc(sizeof(*e) + len);
-	if (e == NULL) {
+	if (kmsg_queue_push(&k->outq, m, len) < 0) {
 		agent_gone(k, "out of memory");
 		return -1;
 	}
-	e->next = NULL;
-	e->len = len;
-	memcpy(e->msg, m, len);
-	*k->outq_tail = e;
-	k->outq_tail = &e->next;
 	return 0;
 }
 
@@ -406,8 +368,8 @@ struct kagent *kagent_new(struct ev_loop *loop, int fd, void (*lost)(void *arg),
 	}
 	k->loop = loop;
 	k->fd = fd;
-	k->evq_tail = &k->evq;
-	k->outq_tail = &k->outq;
+	kmsg_queue_init(&k->evq);
+	kmsg_queue_init(&k->outq);
 	k->next_tag = 1;
 	ev_io_init(&k->rd, rd_cb, fd, EV_READ);
 	ev_io_init(&k->wr, wr_cb, fd, EV_WRITE);
@@ -437,16 +399,8 @@ void kagent_free(struct kagent *k)
 	ev_io_stop(k->loop, &k->wr);
 	ev_idle_stop(k->loop, &k->later);
 	ev_prepare_stop(k->loop, &k->out_prep);
-	while (k->evq) {
-		struct kagent_ev *e = k->evq;
-		k->evq = e->next;
-		free(e);
-	}
-	while (k->outq) {
-		struct kagent_ev *e = k->outq;
-		k->outq = e->next;
-		free(e);
-	}
+	kmsg_queue_clear(&k->evq);
+	kmsg_queue_clear(&k->outq);
 	for (size_t b = 0; b < KAGENT_BUCKETS; b++)
 		while (k->hash[b])
 			unlink_free(k->hash[b]);

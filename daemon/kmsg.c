@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
 #include <sys/uio.h>
@@ -202,20 +203,9 @@ enum kmsg_type kmsg_check(const void *buf, size_t len, char from,
 	return (enum kmsg_type)h.type;
 }
 
-static bool is_multicast_or_broadcast(const struct sockaddr *sa)
-{
-	size_t n;
-	const uint8_t *b = addr_bytes(sa, &n);
-
-	if (n == 16)
-		return b[0] == 0xff;
-	return (b[0] & 0xf0) == 0xe0 ||
-	       (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255);
-}
-
 static bool unusable_end(const struct sockaddr *sa)
 {
-	return addr_is_unusable_bnd(sa) || is_multicast_or_broadcast(sa) ||
+	return addr_is_unusable_bnd(sa) || addr_is_multicast_or_broadcast(sa) ||
 	       addr_is_loopback(sa) || addr_port(sa) == 0;
 }
 
@@ -250,7 +240,7 @@ uint8_t kmsg_check_open(const struct cfg *c, const struct kmsg_open *m,
 		return S5_REP_NOT_ALLOWED;
 	}
 	if (addr_is_unusable_bnd((struct sockaddr *)&bnd) ||
-	    is_multicast_or_broadcast((struct sockaddr *)&bnd) ||
+	    addr_is_multicast_or_broadcast((struct sockaddr *)&bnd) ||
 	    addr_is_loopback((struct sockaddr *)&bnd) ||
 	    (m->bnd.family == AF_INET6 && m->bnd.ip[0] == 0xfe &&
 	     (m->bnd.ip[1] & 0xc0) == 0x80) ||
@@ -379,6 +369,62 @@ int kmsg_send_many(int fd, const struct iovec *msgs, unsigned n)
 	if (r <= 0)
 		return r < 0 ? -1 : 0;
 	return (int)first[r];
+}
+
+void kmsg_queue_init(struct kmsg_queue *q)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+	q->bytes = 0;
+}
+
+int kmsg_queue_push(struct kmsg_queue *q, const void *msg, size_t len)
+{
+	struct kmsg_out *o = malloc(sizeof(*o) + len);
+
+	if (o == NULL)
+		return -1;
+	o->next = NULL;
+	o->len = len;
+	memcpy(o->msg, msg, len);
+	*q->tail = o;
+	q->tail = &o->next;
+	q->bytes += len;
+	return 0;
+}
+
+int kmsg_queue_flush(struct kmsg_queue *q, int fd)
+{
+	while (q->head) {
+		struct iovec iov[KMSG_BATCH];
+		unsigned n = 0;
+		for (struct kmsg_out *o = q->head; o && n < KMSG_BATCH;
+		     o = o->next, n++) {
+			iov[n].iov_base = o->msg;
+			iov[n].iov_len = o->len;
+		}
+		int sent = kmsg_send_many(fd, iov, n);
+		if (sent < 0)
+			return errno == EAGAIN ? 1 : -1;
+		for (int i = 0; i < sent; i++) {
+			struct kmsg_out *o = q->head;
+			q->head = o->next;
+			q->bytes -= o->len;
+			free(o);
+		}
+	}
+	q->tail = &q->head;
+	return 0;
+}
+
+void kmsg_queue_clear(struct kmsg_queue *q)
+{
+	while (q->head) {
+		struct kmsg_out *o = q->head;
+		q->head = o->next;
+		free(o);
+	}
+	kmsg_queue_init(q);
 }
 
 int kmsg_check_packet(const void *buf, size_t len, char from, const char **why)

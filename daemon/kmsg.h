@@ -220,6 +220,24 @@ int kmsg_send(int fd, const void *msg, size_t len, int timeout_ms);
  * Returns how many messages went (whole packets: >= 1), or -1 with errno
  * (EAGAIN: none fits now). */
 int kmsg_send_many(int fd, const struct iovec *msgs, unsigned n);
+/* A queue of messages to send, in order (both ends of the session
+ * channel keep one and flush it before their loop sleeps). */
+struct kmsg_out {
+	struct kmsg_out *next;
+	size_t len;
+	unsigned char msg[];
+};
+struct kmsg_queue {
+	struct kmsg_out *head, **tail;
+	size_t bytes;
+};
+void kmsg_queue_init(struct kmsg_queue *q);
+/* Appends a copy; 0, or -1 when out of memory. */
+int kmsg_queue_push(struct kmsg_queue *q, const void *msg, size_t len);
+/* Sends what the socket takes now (kmsg_send_many).  0: all sent; 1: some
+ * left (EAGAIN); -1 with errno: the channel failed. */
+int kmsg_queue_flush(struct kmsg_queue *q, int fd);
+void kmsg_queue_clear(struct kmsg_queue *q);
 /* Checks a received packet: returns how many messages it holds (>= 1),
  * or -1 with *why set. */
 int kmsg_check_packet(const void *buf, size_t len, char from, const char **why);

@@ -16,17 +16,6 @@ static uint8_t refuse(struct tp_check_out *out, uint8_t rep, const char *why)
 	return rep;
 }
 
-static bool is_multicast_or_broadcast(const struct sockaddr *sa)
-{
-	size_t n;
-	const uint8_t *b = addr_bytes(sa, &n);
-
-	if (n == 16)
-		return b[0] == 0xff;
-	return (b[0] & 0xf0) == 0xe0 ||
-	       (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255);
-}
-
 uint8_t sess_check_transparent(const struct tp_check_in *in,
 			       struct tp_check_out *out)
 {
@@ -45,12 +34,14 @@ uint8_t sess_check_transparent(const struct tp_check_in *in,
 	if (in->src->sa_family != in->dst->sa_family)
 		return refuse(out, S5_REP_ATYP_UNSUPPORTED,
 			      "S.ADDR and DST.ADDR of different families");
-	if (addr_is_unusable_bnd(in->src) || is_multicast_or_broadcast(in->src))
+	if (addr_is_unusable_bnd(in->src) ||
+	    addr_is_multicast_or_broadcast(in->src))
 		return refuse(out, S5_REP_NOT_ALLOWED, "unusable S.ADDR");
 	if (addr_port(in->src) == 0)
 		return refuse(out, S5_REP_NOT_ALLOWED,
 			      "S.PORT 0 (an exact source port is required)");
-	if (addr_is_unusable_bnd(in->dst) || is_multicast_or_broadcast(in->dst))
+	if (addr_is_unusable_bnd(in->dst) ||
+	    addr_is_multicast_or_broadcast(in->dst))
 		return refuse(out, S5_REP_HOST_UNREACH, "unusable DST.ADDR");
 	if (addr_port(in->dst) == 0)
 		return refuse(out, S5_REP_HOST_UNREACH, "DST.PORT 0");
