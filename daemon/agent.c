@@ -238,10 +238,13 @@ static const char *bnd_refusal(struct agent *ag, const struct kmsg_open *m)
 		}
 		if (!listed && !wildcard)
 			return "BND.ADDR is not an address the daemon listens "
-			       "on "
-			       "(and no relay-address is set)";
+			       "on (and no relay-address is set)";
 	}
-	/* Local: the port pool of an address is made only for those. */
+	/* A configured address: the port pools stay as few as those (the
+	 * trial binds find one that is not local), no system call here. */
+	if (relay->ss_family != 0 || listed)
+		return NULL;
+	/* A wildcard listener: local, or no port pool is made for it. */
 	fd = socket(bnd.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL; /* cannot tell: the trial binds will */
