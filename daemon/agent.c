@@ -442,6 +442,8 @@ static void session_lost(struct agent *ag, const char *why)
 		ev_break(ag->loop, EVBREAK_ALL);
 }
 
+/* One message of a packet kmsg_check_packet() passed: each message in it
+ * was checked there, once. */
 static void dispatch(struct agent *ag, const unsigned char *msg, size_t len)
 {
 	union {
@@ -451,10 +453,8 @@ static void dispatch(struct agent *ag, const unsigned char *msg, size_t len)
 		struct kmsg_close close;
 		struct kmsg_terminate term;
 	} u;
-	const char *why;
-
 	memcpy(u.b, msg, len); /* aligned */
-	switch (kmsg_check(u.b, len, 'S', &why)) {
+	switch ((enum kmsg_type)u.h.type) {
 	case KMSG_OPEN:
 		do_open(ag, &u.open);
 		break;
@@ -471,7 +471,7 @@ static void dispatch(struct agent *ag, const unsigned char *msg, size_t len)
 		do_stats(ag);
 		break;
 	default:
-		refuse(ag, "a message", why ? why : "unexpected type");
+		refuse(ag, "a message", "unexpected type");
 		break;
 	}
 }
