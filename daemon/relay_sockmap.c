@@ -11,13 +11,19 @@
  * at once, the session uses splice, the rest queued first.
  *
  * End of a direction: a FIN shows as EPOLLRDHUP on the sender's socket,
- * but the data before it may still sit in the kernel's queue toward the
- * other socket (the redirect is asynchronous, and the other socket may
- * not be writable).  So the other side is shut down (SHUT_WR) only once
- * what the program took from the sender equals what was written into
- * the receiver's stream since the start (TCP_INFO bytes_acked plus
- * SIOCOUTQ), polled with back-off.  Taking the pair out of the maps
- * earlier would drop that data.
+ * but the data before it may not have gone out yet, in two places:
+ *   - not yet taken by the program: TCP marks the FIN (and wakes us)
+ *     before it runs the data-ready hook for the segment that carried
+ *     it.  So the program must have taken all the sender received but
+ *     the FIN (TCP_INFO bytes_received - 1 - what was read before the
+ *     handover, rbase);
+ *   - taken, but queued toward the other socket (the redirect is
+ *     asynchronous, and the other socket may not be writable).  So what
+ *     the program took must equal what was written into the receiver's
+ *     stream since the start (TCP_INFO bytes_acked plus SIOCOUTQ).
+ * Only then is the other side shut down (SHUT_WR); until then the drain
+ * is polled with back-off.  Taking the pair out of the maps earlier would
+ * drop that data.
  *
  * Back-pressure: a socket the module paused (SOCKMAP_EV_FULL: its data
  * ran SOCKMAP_BACKLOG ahead of the other stream) is resumed, by the same
@@ -28,7 +34,8 @@
  * meanwhile cannot go back, so once everything taken from it went out,
  * the rest of that direction (its queue, then the FIN) goes through
  * user space (splice, relay.c), the other direction staying in the
- * kernel.
+ * kernel.  A side that half-closed before it could enter the program's
+ * map at all (sockmap_add: outside) starts that way.
  *
  * Counts: what was written into each stream since the start, as in
  * splice mode (bytes written, not read).
@@ -111,6 +118,14 @@ static int kern_drain(struct relay *r)
 			continue;
 		}
 		if (taken > w) {
+			waiting = true;
+			continue;
+		}
+		uint64_t rcvd;
+		if (sockmap_received(k->pair.fd[i], &rcvd) == 0 &&
+		    rcvd > k->rbase[i] + taken + 1) {
+			/* The program has not seen the last segment yet. */
+			sockmap_kick(k->pair.fd[i]);
 			waiting = true;
 			continue;
 		}
@@ -229,9 +244,11 @@ int relay_sockmap_start(struct relay *r, struct sockmap *sm, int c, int t)
 		return 1;
 	k->sm = sm;
 	if (sockmap_written(c, &k->base[0]) < 0 ||
-	    sockmap_written(t, &k->base[1]) < 0) {
+	    sockmap_written(t, &k->base[1]) < 0 ||
+	    sockmap_consumed(c, &k->rbase[0]) < 0 ||
+	    sockmap_consumed(t, &k->rbase[1]) < 0) {
 		free(k);
-		return 1;
+		return 1; /* e.g. a FIN came: splice handles it */
 	}
 	k->pair.cb = kern_event;
 	k->pair.arg = r;
@@ -243,6 +260,16 @@ int relay_sockmap_start(struct relay *r, struct sockmap *sm, int c, int t)
 	ev_init(&k->drain, kern_drain_cb);
 	k->drain.data = r;
 	r->kern = k;
+	for (int i = 0; i < 2; i++) {
+		if (!k->pair.outside[i])
+			continue;
+		/* Paused for good: its direction goes to user space once
+		 * the loop runs (nothing was taken from it). */
+		k->stuck[i] = true;
+		k->drain_wait = DRAIN_FIRST;
+		ev_timer_set(&k->drain, 0., 0.);
+		ev_timer_start(r->loop, &k->drain);
+	}
 	return 0;
 }
 

@@ -18,9 +18,11 @@
  * that socket out of the program's map (paused: TCP's window closes) and
  * tells the owner (SOCKMAP_EV_FULL), who resumes it once drained.
  *
- * Must not: include libev, read or write payload (except the kicks in
- * sockmap_add and sockmap_resume), decide when a session ends (relay.c
- * does).
+ * Must not: include libev, read or write payload, call recv() on a
+ * socket in sg_src (tcp_bpf's recvmsg runs the program over the queue,
+ * then puts back the stream position, copied_seq, it read before: a
+ * later splice or recv of that socket then skips as many bytes of what
+ * is queued; seen on 6.18), decide when a session ends (relay.c does).
  *
  * Built only with SG_SOCKMAP (clang, bpftool, libbpf); without it
  * sockmap_init() fails with the reason and the rest are never called.
@@ -63,6 +65,9 @@ struct sockmap_pair {
 	} slot[2]; /* the epoll registrations' data, the hash's nodes */
 	bool added;
 	bool paused[2]; /* out of sg_src: its data waits in its queue */
+	/* Half-closed before it could enter sg_src (the kernel takes only
+	 * established sockets): paused from the start and for good. */
+	bool outside[2];
 };
 
 /* Loads the verdict program, creates the maps, attaches the program and
@@ -78,12 +83,14 @@ void sockmap_process(struct sockmap *sm);
 
 /* Relays connected TCP sockets a (side 0) and b (side 1) in the kernel.
  * Bytes already in either socket's receive queue are sent on too, in
- * order (the kernel runs the program over them when the socket is read
- * once, here).  A FIN already received is reported by the first
- * sockmap_process().  Returns 0; or -1 with errno and nothing left in the
- * maps (the caller may relay the pair otherwise); or -2 with errno when
- * one socket was already handed to the kernel (data may be in flight:
- * the pair can only be ended), or one was reset already. */
+ * order (sockmap_kick runs the program over them).  A FIN already
+ * received is reported by the first sockmap_process().  A side whose FIN
+ * came before it could enter the program's map is left out of it
+ * (p->outside[side], p->paused[side]: its data waits in its queue for
+ * the owner) while the other side is relayed.  Returns 0; or -1 with
+ * errno and nothing left in the maps (the caller may relay the pair
+ * otherwise); or -2 with errno when one socket was already handed to the
+ * kernel (data may be in flight: the pair can only be ended). */
 int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b);
 /* Takes the pair out of the maps and the epoll set; idempotent.  Data
  * the kernel holds for a socket leaving the maps is dropped: remove a
@@ -99,5 +106,16 @@ int sockmap_taken(struct sockmap *sm, const struct sockmap_pair *p, int side,
 /* Bytes written into fd's TCP stream so far (acknowledged plus queued),
  * counted from the connection's start; -1 on error. */
 int sockmap_written(int fd, uint64_t *bytes);
+/* Bytes fd received in order so far (TCP_INFO bytes_received: a FIN
+ * counts one); -1 on error. */
+int sockmap_received(int fd, uint64_t *bytes);
+/* Bytes fd received that its owner already read: what the program will
+ * never see.  Only for a socket in no map yet; -1 with errno (EPIPE when
+ * fd is no longer established: it cannot enter a map). */
+int sockmap_consumed(int fd, uint64_t *bytes);
+/* Makes the kernel run fd's data-ready hook now (the program over what
+ * its queue holds), without reading: SO_RCVLOWAT 1, whose setter calls
+ * it. */
+void sockmap_kick(int fd);
 
 #endif

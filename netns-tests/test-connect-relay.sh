@@ -4,7 +4,9 @@
 # buffer boundaries (0 .. 1 MiB+1) with the client's FIN first; bytes
 # pipelined right behind the CONNECT request (less and more than the
 # target takes at once); a server that speaks first and half-closes
-# first; a reset from the target and from the client; the end log line's
+# first; a target whose FIN rides on its last data (300 sessions); slow
+# readers (back-pressure, the FIN while held back); a reset from the
+# target and from the client; the end log line's
 # byte counts; 1,000 concurrent sessions, then nothing left (sessions,
 # descriptors, BPF map entries).  Then the fallback: `connect-relay auto`
 # in a daemon without CAP_BPF relays with splice, and `connect-relay
@@ -24,7 +26,7 @@ if [ "$RELAY_MODE" != splice ]; then
 fi
 log "relay: $(grep -o 'connect-relay.*' "$SG_LOG" | head -1)"
 bg ip netns exec "$NS_T" $RP server "$SG_TMP/target.log"
-wait_listen "$NS_T" 7103
+wait_listen "$NS_T" 7104
 
 sizes="0 1 4095 4096 4097 65535 65536 65537 1048577"
 out=$(inc $RP client $G4 sizes $sizes 2>&1) || fail "echo: $out"
@@ -44,6 +46,16 @@ want=$(inc $RP client $G4 first 2>&1) || fail "server first: $want"
 wait_for 10 'grep -q "^7101 12345 $want" "$SG_TMP/target.log"' ||
 	fail "server first: the target got $(grep 7101 "$SG_TMP/target.log")"
 pass "server speaks and half-closes first (its bytes queued before the relay starts); the client's 12345 bytes still reach it"
+
+# The target's last bytes and its FIN in one segment, the relay already
+# running: the EOF shows before the kernel has handed those bytes on.
+seed=$RANDOM
+out=$(inc $RP client $G4 fin 300 $seed 2>&1) || fail "FIN with data (seed $seed): $out"
+pass "300 sessions whose target sends 1 B..600 kB with its FIN on the last segment: every byte arrives before the EOF (seed $seed)"
+# A slow reader: the target is paused and resumed many times, and its
+# FIN comes while it is paused (its last bytes then go through user space).
+out=$(inc $RP client $G4 slow 4 $seed 2>&1) || fail "slow reader (seed $seed): $out"
+pass "4 slow readers of 3..8 MB (paused every 512 KiB), the target's FIN arriving while it is held back: byte-exact"
 
 t0=$(now_us)
 out=$(inc $RP client $G4 target-rst 2>&1) || fail "target reset: $out"

@@ -7,12 +7,20 @@
            then reads to EOF and logs "7101 COUNT SHA256"
       7102 reads one byte, then resets (SO_LINGER 0)
       7103 echo; logs "7103 eof|reset" when a connection ends
+      7104 reads a decimal size and a newline, sends that many bytes and
+           its FIN at once (the FIN rides on the last data segment)
   client PROXY CASE [ARGS]   in the client; exit 0 on success, else prints why
       sizes N...             echo of N bytes each (FIN after sending)
       pipelined N...         greeting, request and N bytes in one write
       first                  7101's exchange
       target-rst             7102: the reset must reach us within 5 s
       client-rst             7103: we reset after an echo
+      fin K SEED             K sessions on 7104, sizes drawn from SEED:
+                             each must get every byte before the EOF
+      slow K SEED            K sessions on 7104 of 3..8 MB read slowly (a
+                             pause every 512 KiB): the relay's
+                             back-pressure pauses the target, whose FIN
+                             then comes while it is paused
       many K T4 CTLFILE      K concurrent sessions, 1000 bytes echoed each;
                              writes CTLFILE (all open), waits for CTLFILE.go
 """
@@ -82,9 +90,22 @@ def server(log):
         logf.write("7103 %s\n" % how)
         w.close()
 
+    async def finned(r, w):
+        line = await r.readline()
+        try:
+            n = int(line)
+        except ValueError:
+            w.close()
+            return
+        w.write(pattern(n, 4))
+        w.write_eof()
+        await w.drain()
+        await r.read()
+        w.close()
+
     async def main():
         srvs = []
-        for port, h in ((7100, echo), (7101, first), (7102, rst), (7103, watched)):
+        for port, h in ((7100, echo), (7101, first), (7102, rst), (7103, watched), (7104, finned)):
             srvs.append(await asyncio.start_server(h, T4, port, backlog=2048))
         await asyncio.gather(*(s.serve_forever() for s in srvs))
 
@@ -170,6 +191,55 @@ def client(proxy, case, args):
             got += s.recv(10)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
+    elif case == "fin":
+        import random
+        k, rnd = int(args[0]), random.Random(int(args[1]))
+        short = []
+        for i in range(k):
+            n = rnd.choice((rnd.randrange(1, 3000), rnd.randrange(3000, 70000),
+                            rnd.randrange(70000, 600000)))
+            s = socks(proxy, 7104)
+            # The relay is in place once the reply came: ask only now.
+            s.sendall(b"%d\n" % n)
+            got = []
+            s.settimeout(30)
+            while True:
+                d = s.recv(262144)
+                if not d:
+                    break
+                got.append(d)
+            got = b"".join(got)
+            s.close()
+            if got != pattern(n, 4):
+                short.append("%d: %d of %d bytes%s" % (i, len(got), n, "" if len(got) != n else " (differ)"))
+        if short:
+            raise SystemExit("%d of %d sessions lost data at the target's FIN: %s" % (len(short), k, "; ".join(short[:5])))
+    elif case == "slow":
+        import random
+        k, rnd = int(args[0]), random.Random(int(args[1]))
+        bad = []
+        for i in range(k):
+            n = rnd.randrange(3000000, 8000000)
+            s = socks(proxy, 7104)
+            s.sendall(b"%d\n" % n)
+            got, mark = [], 0
+            s.settimeout(30)
+            total = 0
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got.append(d)
+                total += len(d)
+                if total - mark >= 524288:
+                    mark = total
+                    time.sleep(0.03)
+            got = b"".join(got)
+            s.close()
+            if got != pattern(n, 4):
+                bad.append("%d: %d of %d bytes%s" % (i, len(got), n, "" if len(got) != n else " (differ)"))
+        if bad:
+            raise SystemExit("%d of %d slow readers lost data: %s" % (len(bad), k, "; ".join(bad)))
     elif case == "many":
         k, ctl = int(args[0]), args[1]
         conns = []
