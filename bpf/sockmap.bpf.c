@@ -12,16 +12,23 @@
  * each into sg_src.
  *
  * Back-pressure: the kernel queues redirected data toward a socket that
- * cannot send without bound (the sender's window stays open).  So the
- * program compares what it took from a socket with what was written into
- * the peer's stream since the start, and past SOCKMAP_BACKLOG asks user
- * space (sg_note) to take the socket out of sg_src: its data then waits
- * in its own receive queue and TCP closes the window, as with splice.
- * The requests repeat with every skb until that is done.
+ * cannot send without bound (the sender's window stays open: redirected
+ * data no longer counts against its receive buffer).  So the program
+ * compares what it sent from a socket with what was written into the
+ * peer's stream, and past SOCKMAP_BACKLOG holds that socket's data back
+ * (SK_PASS: it stays in the socket's own queue, which counts against its
+ * receive buffer, and TCP closes the window, as with splice) and tells
+ * user space on sg_note.  User space reads what was held back (after
+ * what was sent before it went out) and writes it to the peer, counting
+ * it in sg_user; once it wrote all (done == passed), the next data that
+ * arrives is sent on by the program again.
  *
- * Must not: pass data to user space (SK_PASS would queue it in the
- * socket's own psock, out of order with what user space reads), or keep
- * state beyond sg_peer.
+ * Why not take the socket out of sg_src to pause it: the kernel drops
+ * an skb whose data-ready run finds the program gone (sk_psock_verdict_
+ * recv: no program means SK_DROP), so a pause racing an arrival lost
+ * one skb (64 KB) in some slow-reader runs.
+ *
+ * Must not: keep state beyond sg_peer, write sg_user.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -49,6 +56,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sockmap_peer);
 } sg_peer SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SOCKMAP_MAX_SOCKETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct sockmap_user);
+} sg_user SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -83,23 +98,42 @@ SEC("sk_skb/stream_verdict")
 int sg_verdict(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct sockmap_user *u;
 	struct sockmap_peer *p;
-	__u64 w;
+	__u64 w, done, len = skb->len;
 
 	/* A FIN comes as an empty skb: nothing to send (user space sees
 	 * the EOF and shuts the peer down once its data went out). */
-	if (skb->len == 0)
+	if (len == 0)
 		return SK_DROP;
 	p = bpf_map_lookup_elem(&sg_peer, &cookie);
 	if (p == NULL)
 		return SK_DROP; /* never while the session lives */
-	__sync_fetch_and_add(&p->bytes, skb->len);
-	w = sg_written(p);
-	if (w != ~0ULL && p->bytes > w - p->wbase + SOCKMAP_BACKLOG) {
-		struct sockmap_note n = {.cookie = cookie};
-		bpf_ringbuf_output(&sg_note, &n, sizeof(n), 0);
+	u = bpf_map_lookup_elem(&sg_user, &cookie);
+	done = u != NULL ? u->done : 0;
+	if (p->hold) {
+		/* Until user space wrote all that was held back: what came
+		 * after it must not overtake it. */
+		if (done != p->passed)
+			goto pass;
+		p->hold = 0;
 	}
+	w = sg_written(p);
+	/* Sent and not yet in the peer's stream: sent minus what the
+	 * peer's stream got but user space's writes. */
+	if (w != ~0ULL && (__s64)(p->bytes - p->passed -
+				  (w - p->wbase - done)) > SOCKMAP_BACKLOG) {
+		struct sockmap_note n = {.cookie = cookie};
+		p->hold = 1;
+		bpf_ringbuf_output(&sg_note, &n, sizeof(n), 0);
+		goto pass;
+	}
+	p->bytes += len;
 	return bpf_sk_redirect_hash(skb, &sg_dst, &p->peer, 0);
+pass:
+	p->bytes += len;
+	p->passed += len;
+	return SK_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

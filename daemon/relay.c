@@ -212,6 +212,7 @@ int relay_start(struct relay *r, struct ev_loop *loop, struct sockmap *sm,
 	r->idle_timeout = idle_timeout;
 	r->last = ev_now(loop);
 	r->kern = NULL;
+	r->held[0] = r->held[1] = 0;
 	dir_init(r, &r->up, c, t);
 	dir_init(r, &r->down, t, c);
 	ev_init(&r->idle, relay_idle_cb);

@@ -50,11 +50,17 @@ struct relay_kern {
 	uint64_t base[2];  /* sockmap_written() of each side at the start */
 	uint64_t rbase[2]; /* sockmap_consumed(): received, never taken */
 	uint64_t seen;	   /* taken both ways at the last idle check */
-	ev_timer drain;	   /* after an EOF, until the data went out */
+	ev_timer drain;	   /* polls until sent data went out */
 	double drain_wait; /* its next interval (backs off) */
 	bool eof[2];	   /* side i sent FIN */
-	bool stuck[2];	   /* paused, half-closed: cannot go back */
-	bool handed[2];	   /* direction i now runs in user space */
+	bool handed[2];	   /* direction i runs in user space (relay.c) */
+	/* Direction i's data the program held back, moved by user space. */
+	struct relay_hold {
+		char *buf;
+		size_t pending, off; /* read, not yet written */
+		uint64_t done;	     /* written to the other side */
+		ev_io wr;	     /* the other side writable again */
+	} hold[2];
 };
 
 struct relay {
@@ -67,6 +73,9 @@ struct relay {
 	void *arg;
 	bool running;
 	struct relay_kern *kern; /* sockmap mode; NULL: splice */
+	/* Sockmap mode: bytes the program held back (a slow receiver) and
+	 * user space moved, up and down; final once stopped. */
+	uint64_t held[2];
 };
 
 /* Starts relaying between client fd c and target fd t (both non-blocking).

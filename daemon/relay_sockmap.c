@@ -1,41 +1,42 @@
 /*
  * relay_sockmap: relay.c's sockmap mode.  The kernel moves the bytes
- * (sockmap.c); this file decides when a direction is over and what the
- * byte counts are.
+ * (sockmap.c); this file moves what the program held back, decides when
+ * a direction is over and what the byte counts are.
  *
  * Start: the client's socket may hold part of an skb the session read
  * from (its request, with bytes pipelined behind it), and the kernel
  * would send such an skb whole: what is queued there is read and
  * written to the target first, so the pair enters the maps with an
  * empty queue or whole skbs only.  If the target does not take it all
- * at once, the session uses splice, the rest queued first.
+ * at once, the session uses splice, the rest queued first.  A client
+ * that half-closed before it could enter the program's map (sockmap_add:
+ * outside) has its direction relayed by relay.c (splice) from the start.
+ *
+ * Held back (back-pressure, see bpf/sockmap.bpf.c): once the program
+ * holds direction i's data back, it waits in the sender's own queue.
+ * User space first lets what was sent before it reach the receiver's
+ * stream (sent == written, polled), then reads the held-back bytes with
+ * recv() and writes them (64 KiB at a time, waiting for the receiver to
+ * be writable), then reports how many (sockmap_set_done).  The program
+ * sends on by itself with the first data after that; the sender is read
+ * only while the program holds, so recv() never runs the program in a
+ * way that sends on.
  *
  * End of a direction: a FIN shows as EPOLLRDHUP on the sender's socket,
- * but the data before it may not have gone out yet, in two places:
+ * but the data before it may not have gone out yet, in three places:
  *   - not yet taken by the program: TCP marks the FIN (and wakes us)
  *     before it runs the data-ready hook for the segment that carried
  *     it.  So the program must have taken all the sender received but
  *     the FIN (TCP_INFO bytes_received - 1 - what was read before the
  *     handover, rbase);
- *   - taken, but queued toward the other socket (the redirect is
- *     asynchronous, and the other socket may not be writable).  So what
- *     the program took must equal what was written into the receiver's
- *     stream since the start (TCP_INFO bytes_acked plus SIOCOUTQ).
- * Only then is the other side shut down (SHUT_WR); until then the drain
- * is polled with back-off.  Taking the pair out of the maps earlier would
- * drop that data.
- *
- * Back-pressure: a socket the module paused (SOCKMAP_EV_FULL: its data
- * ran SOCKMAP_BACKLOG ahead of the other stream) is resumed, by the same
- * polling, once less than SOCKMAP_RESUME_BELOW is outstanding.  A direction
- * whose sender is paused is never taken for drained: its data, FIN
- * included, still waits in the sender's queue.  The kernel takes only
- * established sockets into its maps: a paused sender that half-closed
- * meanwhile cannot go back, so once everything taken from it went out,
- * the rest of that direction (its queue, then the FIN) goes through
- * user space (splice, relay.c), the other direction staying in the
- * kernel.  A side that half-closed before it could enter the program's
- * map at all (sockmap_add: outside) starts that way.
+ *   - sent, but queued toward the other socket (the redirect is
+ *     asynchronous, and the other socket may not be writable);
+ *   - held back, not yet moved by user space.
+ * So what the program took must equal what was written into the
+ * receiver's stream since the start (TCP_INFO bytes_acked plus
+ * SIOCOUTQ).  Only then is the other side shut down (SHUT_WR); until
+ * then the drain is polled with back-off.  Taking the pair out of the
+ * maps earlier would drop that data.
  *
  * Counts: what was written into each stream since the start, as in
  * splice mode (bytes written, not read).
@@ -46,9 +47,10 @@
 
 #include "relay.h"
 
-#define DRAIN_FIRST 0.001 /* first re-check of an unfinished drain, s */
-#define DRAIN_MAX 0.02	  /* back-off ceiling */
-#define PREREAD 16384	  /* = relay.c's fallback buffer */
+#define DRAIN_FIRST 0.001      /* first re-check of an unfinished drain, s */
+#define DRAIN_MAX 0.02	       /* back-off ceiling */
+#define PREREAD 16384	       /* = relay.c's fallback buffer */
+#define HOLD_CHUNK (64 * 1024) /* held-back bytes moved at a time */
 
 static void kern_finish(struct relay *r, enum relay_end why)
 {
@@ -74,10 +76,70 @@ static uint64_t kern_written(const struct relay_kern *k, int side)
 	return w - k->base[side];
 }
 
-/* Resumes paused senders whose backlog went down, and shuts down the
- * receiving side of every direction whose sender ended and whose data
- * all went out.  Returns 1 if some direction still waits, 0 if none,
- * -1 if the pair broke. */
+/* Moves direction i's held-back bytes.  Returns 1 if it waits for sent
+ * data to go out first (poll), 0 otherwise (it waits for an event, or
+ * there is nothing to move), -1 if the pair broke. */
+static int kern_move(struct relay *r, int i)
+{
+	struct relay_kern *k = r->kern;
+	struct relay_hold *h = &k->hold[i];
+	int s = k->pair.fd[i], d = k->pair.fd[1 - i];
+	struct sockmap_state st;
+	uint64_t done0 = h->done;
+
+	if (sockmap_state(k->sm, &k->pair, i, &st) < 0)
+		return 0;
+	if (h->pending == 0 && st.passed == h->done) {
+		/* All moved; once the program sends on, stop watching. */
+		if (!st.hold)
+			sockmap_unhold(k->sm, &k->pair, i);
+		return 0;
+	}
+	/* What the program sent before holding back goes first. */
+	if (kern_written(k, 1 - i) - h->done < st.taken - st.passed)
+		return 1;
+	if (h->buf == NULL && (h->buf = malloc(HOLD_CHUNK)) == NULL)
+		return -1;
+	for (;;) {
+		ssize_t n;
+
+		if (h->pending > 0) {
+			n = send(d, h->buf + h->off, h->pending,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0) {
+				if (errno != EAGAIN && errno != EINTR)
+					return -1;
+				ev_io_start(r->loop, &h->wr);
+				break;
+			}
+			h->pending -= (size_t)n;
+			h->off += (size_t)n;
+			h->done += (uint64_t)n;
+			continue;
+		}
+		/* Nothing in hand: the rest of what was held back.  0 is
+		 * the FIN (or nothing yet: the end is decided by the
+		 * counts, kern_drain). */
+		n = recv(s, h->buf, HOLD_CHUNK, MSG_DONTWAIT);
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return -1;
+			ev_io_stop(r->loop, &h->wr);
+			break;
+		}
+		h->pending = (size_t)n;
+		h->off = 0;
+	}
+	if (h->done != done0 &&
+	    sockmap_set_done(k->sm, &k->pair, i, h->done) < 0)
+		return -1;
+	return 0;
+}
+
+/* Moves held-back bytes and shuts down the receiving side of every
+ * direction whose sender ended and whose data all went out.  Returns 1
+ * if some direction still waits for sent data to go out (poll), 0 if
+ * none, -1 if the pair broke. */
 static int kern_drain(struct relay *r)
 {
 	struct relay_kern *k = r->kern;
@@ -85,45 +147,31 @@ static int kern_drain(struct relay *r)
 
 	for (int i = 0; i < 2; i++) {
 		struct relay_dir *d = kern_dir(r, i);
-		uint64_t taken, w;
+		struct sockmap_state st;
+		uint64_t w, rcvd;
+		int rc;
 
-		if (d->done || k->handed[i] ||
-		    (!k->eof[i] && !k->pair.paused[i]))
+		if (d->done || k->handed[i])
 			continue;
+		if (k->pair.held[i] || k->hold[i].pending > 0) {
+			rc = kern_move(r, i);
+			if (rc < 0)
+				return -1;
+			waiting |= rc > 0;
+		}
+		if (!k->eof[i])
+			continue;
+		if (sockmap_state(k->sm, &k->pair, i, &st) < 0) {
+			waiting = true;
+			continue;
+		}
 		w = kern_written(k, 1 - i);
-		if (sockmap_taken(k->sm, &k->pair, i, &taken) < 0) {
+		if (st.taken > w || k->hold[i].pending > 0) {
 			waiting = true;
 			continue;
 		}
-		if (k->pair.paused[i]) {
-			if (taken > w && (taken - w >= SOCKMAP_RESUME_BELOW ||
-					  k->stuck[i])) {
-				waiting = true;
-				continue;
-			}
-			if (k->stuck[i]) {
-				/* All out: user space takes over. */
-				d->bytes += w;
-				k->handed[i] = true;
-				relay_dir_handover(d);
-				continue;
-			}
-			if (sockmap_resume(k->sm, &k->pair, i) < 0) {
-				if (errno != EOPNOTSUPP)
-					return -1;
-				k->stuck[i] = true; /* half-closed */
-			}
-			/* Its queue was taken just now: look again. */
-			waiting = true;
-			continue;
-		}
-		if (taken > w) {
-			waiting = true;
-			continue;
-		}
-		uint64_t rcvd;
 		if (sockmap_received(k->pair.fd[i], &rcvd) == 0 &&
-		    rcvd > k->rbase[i] + taken + 1) {
+		    rcvd > k->rbase[i] + st.taken + 1) {
 			/* The program has not seen the last segment yet. */
 			sockmap_kick(k->pair.fd[i]);
 			waiting = true;
@@ -181,19 +229,30 @@ static void kern_drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	kern_step(r);
 }
 
+static void kern_wr_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct relay *r = w->data;
+
+	(void)loop;
+	(void)revents;
+	r->last = ev_now(r->loop);
+	kern_step(r);
+}
+
 static void kern_event(void *arg, int side, unsigned events)
 {
 	struct relay *r = arg;
+	struct relay_kern *k = r->kern;
 
 	r->last = ev_now(r->loop);
 	if (events & SOCKMAP_EV_ERR) {
 		kern_finish(r, RELAY_END_RESET);
 		return;
 	}
-	if ((events & SOCKMAP_EV_EOF) && !r->kern->handed[side])
-		r->kern->eof[side] = true;
-	if (events & SOCKMAP_EV_FULL)
-		ev_timer_stop(r->loop, &r->kern->drain); /* from the start */
+	if ((events & SOCKMAP_EV_EOF) && !k->handed[side])
+		k->eof[side] = true;
+	if (events & SOCKMAP_EV_HOLD)
+		ev_timer_stop(r->loop, &k->drain); /* poll from the start */
 	kern_step(r);
 }
 
@@ -259,16 +318,19 @@ int relay_sockmap_start(struct relay *r, struct sockmap *sm, int c, int t)
 	}
 	ev_init(&k->drain, kern_drain_cb);
 	k->drain.data = r;
+	for (int i = 0; i < 2; i++) {
+		ev_io_init(&k->hold[i].wr, kern_wr_cb, k->pair.fd[1 - i],
+			   EV_WRITE);
+		k->hold[i].wr.data = r;
+	}
 	r->kern = k;
 	for (int i = 0; i < 2; i++) {
 		if (!k->pair.outside[i])
 			continue;
-		/* Paused for good: its direction goes to user space once
-		 * the loop runs (nothing was taken from it). */
-		k->stuck[i] = true;
-		k->drain_wait = DRAIN_FIRST;
-		ev_timer_set(&k->drain, 0., 0.);
-		ev_timer_start(r->loop, &k->drain);
+		/* Nothing was taken from it: its direction is relay.c's
+		 * from the start, the other stays in the kernel. */
+		k->handed[i] = true;
+		relay_dir_handover(kern_dir(r, i));
 	}
 	return 0;
 }
@@ -286,6 +348,9 @@ void relay_sockmap_stop(struct relay *r)
 			d->bytes += kern_written(k, 1 - i);
 			d->done = true;
 		}
+		ev_io_stop(r->loop, &k->hold[i].wr);
+		free(k->hold[i].buf);
+		r->held[i] = k->hold[i].done;
 	}
 	sockmap_remove(k->sm, &k->pair);
 	r->kern = NULL;
@@ -295,12 +360,12 @@ void relay_sockmap_stop(struct relay *r)
 void relay_sockmap_idle(struct relay *r)
 {
 	struct relay_kern *k = r->kern;
-	uint64_t a = 0, b = 0;
+	struct sockmap_state a = {0}, b = {0};
 
-	sockmap_taken(k->sm, &k->pair, 0, &a);
-	sockmap_taken(k->sm, &k->pair, 1, &b);
-	if (a + b != k->seen) {
-		k->seen = a + b;
+	sockmap_state(k->sm, &k->pair, 0, &a);
+	sockmap_state(k->sm, &k->pair, 1, &b);
+	if (a.taken + b.taken != k->seen) {
+		k->seen = a.taken + b.taken;
 		r->last = ev_now(r->loop);
 	}
 }

@@ -74,6 +74,13 @@ void sess_tcp_stop(struct sess *s)
 	if (s->tcp == NULL)
 		return;
 	relay_stop(&s->tcp->relay);
+	if (s->tcp->relay.held[0] || s->tcp->relay.held[1])
+		log_debug("session %llu: the kernel relay held back %llu "
+			  "bytes up, %llu down (a slow receiver), moved by "
+			  "the daemon",
+			  (unsigned long long)s->id,
+			  (unsigned long long)s->tcp->relay.held[0],
+			  (unsigned long long)s->tcp->relay.held[1]);
 	if (s->tcp->fd >= 0)
 		close(s->tcp->fd);
 	/* Kept (stopped) until the session is freed: its byte counts go

@@ -4,8 +4,9 @@
  * object); after sockmap_init() only the maps' descriptors are used.
  *
  * Adding a pair, in this order (each step's reason):
- *   1. sg_peer: each socket's cookie names the other's, so the program
- *      knows where to send as soon as it runs on a socket;
+ *   1. sg_peer and sg_user: each socket's cookie names the other's, so
+ *      the program knows where to send as soon as it runs on a socket
+ *      (sg_user: nothing held back was moved yet);
  *   2. sg_dst: both sockets become redirect targets (this map has no
  *      program: their receive path is unchanged);
  *   3. sg_src: each socket gets the verdict program; from now on what
@@ -22,10 +23,15 @@
  *
  * The kick is not a recv(): tcp_bpf's recvmsg runs the program too, but
  * then writes back the copied_seq it read before, undoing the program's
- * advances; the next splice or recv of that socket (after a pause, in
- * user space) then skips that many queued bytes.  That lost the end of
- * 10 MB transfers in 4 of 20 runs.  SO_RCVLOWAT's setter calls the
+ * advances; a later splice or recv of that socket's receive queue then
+ * skips that many queued bytes.  That lost the end of 10 MB transfers in
+ * 6 of 20 runs of an earlier design.  SO_RCVLOWAT's setter calls the
  * data-ready hook and touches nothing else.
+ *
+ * Held back (back-pressure): the owner recv()s held-back data only while
+ * the program holds (it then passes everything, so that recv never
+ * makes it send on), and the pair stays in every map until it ends: a
+ * socket taken out of sg_src while data arrives loses an skb.
  */
 #include "sockmap.h"
 
@@ -52,15 +58,12 @@
 #include "sockmap.skel.h"
 #include "sockmap_bpf.h"
 
-_Static_assert(SOCKMAP_RESUME_BELOW * 2 == SOCKMAP_BACKLOG,
-	       "resume at half the program's limit");
-
 #define SOCKMAP_HASH 4096 /* cookie -> pair buckets (chained) */
 
 struct sockmap {
 	struct sockmap_bpf *skel;
-	int src, dst, peer; /* the maps' descriptors */
-	int ep;		    /* EOF, error and ring watch */
+	int src, dst, peer, user; /* the maps' descriptors */
+	int ep;			  /* EOF, error and ring watch */
 	struct ring_buffer *notes;
 	struct sockmap_pair_slot note_slot; /* pair NULL: the ring */
 	struct sockmap_pair_slot *hash[SOCKMAP_HASH];
@@ -100,7 +103,18 @@ static void hash_del(struct sockmap *sm, struct sockmap_pair *p)
 	}
 }
 
-/* A request from the program: pause that socket (once). */
+/* The socket's epoll registration: EPOLLIN too while the program holds
+ * its data back (EPOLLIN otherwise fires for every skb sent on). */
+static int watch(struct sockmap *sm, struct sockmap_pair *p, int side, int op)
+{
+	struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET |
+					   (p->held[side] ? EPOLLIN : 0),
+				 .data.ptr = &p->slot[side]};
+
+	return epoll_ctl(sm->ep, op, p->fd[side], &ev);
+}
+
+/* A notice from the program: that socket's data is held back. */
 static int sockmap_note(void *ctx, void *data, size_t len)
 {
 	struct sockmap *sm = ctx;
@@ -113,13 +127,23 @@ static int sockmap_note(void *ctx, void *data, size_t len)
 		return 0;
 	p = s->pair;
 	side = s->side;
-	if (!p->added || p->paused[side])
+	if (!p->added)
 		return 0;
-	if (bpf_map_delete_elem(sm->src, &p->cookie[side]) < 0)
-		return 0;
-	p->paused[side] = true;
-	p->cb(p->arg, side, SOCKMAP_EV_FULL);
+	if (!p->held[side]) {
+		p->held[side] = true;
+		/* Adding EPOLLIN reports data already there at once. */
+		watch(sm, p, side, EPOLL_CTL_MOD);
+	}
+	p->cb(p->arg, side, SOCKMAP_EV_HOLD);
 	return 0;
+}
+
+void sockmap_unhold(struct sockmap *sm, struct sockmap_pair *p, int side)
+{
+	if (!p->added || !p->held[side])
+		return;
+	p->held[side] = false;
+	watch(sm, p, side, EPOLL_CTL_MOD);
 }
 
 static int sockmap_quiet(enum libbpf_print_level level, const char *fmt,
@@ -153,6 +177,7 @@ struct sockmap *sockmap_init(char *err, size_t errlen)
 	sm->src = bpf_map__fd(sm->skel->maps.sg_src);
 	sm->dst = bpf_map__fd(sm->skel->maps.sg_dst);
 	sm->peer = bpf_map__fd(sm->skel->maps.sg_peer);
+	sm->user = bpf_map__fd(sm->skel->maps.sg_user);
 	prog = bpf_program__fd(sm->skel->progs.sg_verdict);
 	if (bpf_prog_attach(prog, sm->src, BPF_SK_SKB_STREAM_VERDICT, 0) < 0) {
 		snprintf(err, errlen, "attaching the verdict program: %s",
@@ -222,6 +247,8 @@ void sockmap_process(struct sockmap *sm)
 			e |= SOCKMAP_EV_ERR;
 		if (ev.events & (EPOLLRDHUP | EPOLLHUP))
 			e |= SOCKMAP_EV_EOF;
+		if (ev.events & EPOLLIN)
+			e |= SOCKMAP_EV_DATA;
 		if (e && s->pair != NULL && s->pair->added)
 			s->pair->cb(s->pair->arg, s->side, e);
 	}
@@ -246,6 +273,7 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 	if (sock_cookie(a, &p->cookie[0]) < 0 ||
 	    sock_cookie(b, &p->cookie[1]) < 0)
 		return -1;
+	const struct sockmap_user u0 = {.done = 0};
 	v[0] = (struct sockmap_peer){.peer = p->cookie[1]};
 	v[1] = (struct sockmap_peer){.peer = p->cookie[0]};
 	uint64_t wb, wa;
@@ -253,11 +281,15 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 		return -1;
 	v[0].wbase = wb;
 	v[1].wbase = wa;
-	p->paused[0] = p->paused[1] = false;
+	p->held[0] = p->held[1] = false;
 	for (int i = 0; i < 2; i++, step++)
-		if (bpf_map_update_elem(sm->peer, &p->cookie[i], &v[i],
-					BPF_NOEXIST) < 0)
+		if (bpf_map_update_elem(sm->user, &p->cookie[i], &u0, BPF_ANY) <
+			    0 ||
+		    bpf_map_update_elem(sm->peer, &p->cookie[i], &v[i],
+					BPF_NOEXIST) < 0) {
+			bpf_map_delete_elem(sm->user, &p->cookie[i]);
 			goto undo;
+		}
 	for (int i = 0; i < 2; i++, step++) {
 		uint64_t fd = (uint64_t)p->fd[i];
 		if (bpf_map_update_elem(sm->dst, &p->cookie[i], &fd,
@@ -276,7 +308,7 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 		if (errno == EOPNOTSUPP && in > 0) {
 			/* Half-closed after step 2: its data stays queued
 			 * for the owner; the target's is relayed. */
-			p->outside[i] = p->paused[i] = true;
+			p->outside[i] = true;
 			continue;
 		}
 		/* Nothing moved if the target is not in either; once it
@@ -293,9 +325,7 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 	}
 	hash_add(sm, p);
 	for (int i = 0; i < 2; i++) {
-		struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET,
-					 .data.ptr = &p->slot[i]};
-		if (epoll_ctl(sm->ep, EPOLL_CTL_ADD, p->fd[i], &ev) < 0) {
+		if (watch(sm, p, i, EPOLL_CTL_ADD) < 0) {
 			saved = errno;
 			sockmap_remove(sm, p);
 			errno = saved;
@@ -305,14 +335,16 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 	/* Step 4.  A reset already there shows as EPOLLERR (the epoll
 	 * registration above looked at the socket's state). */
 	for (int i = 0; i < 2; i++)
-		if (!p->paused[i])
+		if (!p->outside[i])
 			sockmap_kick(p->fd[i]);
 	return 0;
 undo:
 	saved = errno;
 	for (int s = step - 1; s >= 0; s--) {
-		int map = s < 2 ? sm->peer : sm->dst;
-		bpf_map_delete_elem(map, &p->cookie[s % 2]);
+		if (s < 2)
+			bpf_map_delete_elem(sm->user, &p->cookie[s]);
+		bpf_map_delete_elem(s < 2 ? sm->peer : sm->dst,
+				    &p->cookie[s % 2]);
 	}
 	errno = saved;
 	return rc;
@@ -327,44 +359,37 @@ void sockmap_remove(struct sockmap *sm, struct sockmap_pair *p)
 	for (int i = 0; i < 2; i++) {
 		/* Before sg_peer, so the program never runs without it. */
 		epoll_ctl(sm->ep, EPOLL_CTL_DEL, p->fd[i], NULL);
-		if (!p->paused[i])
+		if (!p->outside[i])
 			bpf_map_delete_elem(sm->src, &p->cookie[i]);
 		p->slot[i].pair = NULL;
+		p->held[i] = false;
 	}
 	for (int i = 0; i < 2; i++) {
 		bpf_map_delete_elem(sm->dst, &p->cookie[i]);
 		bpf_map_delete_elem(sm->peer, &p->cookie[i]);
+		bpf_map_delete_elem(sm->user, &p->cookie[i]);
 	}
 }
 
-int sockmap_resume(struct sockmap *sm, struct sockmap_pair *p, int side)
-{
-	uint64_t fd = (uint64_t)p->fd[side];
-
-	if (!p->paused[side])
-		return 0;
-	if (p->outside[side]) {
-		errno = EOPNOTSUPP;
-		return -1;
-	}
-	if (bpf_map_update_elem(sm->src, &p->cookie[side], &fd, BPF_NOEXIST) <
-	    0)
-		return -1;
-	p->paused[side] = false;
-	/* What queued up meanwhile is taken now, not at the next arrival. */
-	sockmap_kick(p->fd[side]);
-	return 0;
-}
-
-int sockmap_taken(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		  uint64_t *bytes)
+int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
+		  struct sockmap_state *st)
 {
 	struct sockmap_peer v;
 
 	if (bpf_map_lookup_elem(sm->peer, &p->cookie[side], &v) < 0)
 		return -1;
-	*bytes = v.bytes;
+	st->taken = v.bytes;
+	st->passed = v.passed;
+	st->hold = v.hold != 0;
 	return 0;
+}
+
+int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
+		     uint64_t done)
+{
+	struct sockmap_user u = {.done = done};
+
+	return bpf_map_update_elem(sm->user, &p->cookie[side], &u, BPF_EXIST);
 }
 
 #else /* !SG_SOCKMAP */
@@ -411,24 +436,33 @@ void sockmap_remove(struct sockmap *sm, struct sockmap_pair *p)
 	(void)p;
 }
 
-int sockmap_resume(struct sockmap *sm, struct sockmap_pair *p, int side)
+int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
+		  struct sockmap_state *st)
 {
 	(void)sm;
 	(void)p;
 	(void)side;
+	memset(st, 0, sizeof(*st));
 	errno = ENOSYS;
 	return -1;
 }
 
-int sockmap_taken(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		  uint64_t *bytes)
+int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
+		     uint64_t done)
 {
 	(void)sm;
 	(void)p;
 	(void)side;
-	*bytes = 0;
+	(void)done;
 	errno = ENOSYS;
 	return -1;
+}
+
+void sockmap_unhold(struct sockmap *sm, struct sockmap_pair *p, int side)
+{
+	(void)sm;
+	(void)p;
+	(void)side;
 }
 
 #endif /* SG_SOCKMAP */

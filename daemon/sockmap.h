@@ -13,16 +13,23 @@
  * wakeups are filtered out in the kernel) on its own epoll descriptor,
  * which the owner watches and hands to sockmap_process().
  *
- * Back-pressure: the program reports a socket whose data runs more than
- * SOCKMAP_BACKLOG ahead of its peer's stream on a ring; the module takes
- * that socket out of the program's map (paused: TCP's window closes) and
- * tells the owner (SOCKMAP_EV_FULL), who resumes it once drained.
+ * Back-pressure: past SOCKMAP_BACKLOG bytes sent on and not yet in the
+ * peer's stream, the program holds a socket's data back in that
+ * socket's own queue (TCP's window closes) and notes it on a ring; the
+ * module then watches the socket for EPOLLIN too and tells the owner
+ * (SOCKMAP_EV_HOLD, then SOCKMAP_EV_DATA), who reads what was held back
+ * with recv() once what was sent before it went out (sockmap_state),
+ * writes it to the other socket and reports it (sockmap_set_done).  The
+ * program sends on again with the first data after the owner wrote
+ * everything it held back; the owner then stops watching
+ * (sockmap_unhold).
  *
- * Must not: include libev, read or write payload, call recv() on a
- * socket in sg_src (tcp_bpf's recvmsg runs the program over the queue,
- * then puts back the stream position, copied_seq, it read before: a
- * later splice or recv of that socket then skips as many bytes of what
- * is queued; seen on 6.18), decide when a session ends (relay.c does).
+ * Must not: include libev, read or write payload, take a socket out of
+ * sg_src while the pair lives (the kernel drops an skb that arrives
+ * meanwhile), use recv() to make the program run (tcp_bpf's recvmsg
+ * then puts back a stale copied_seq: a later splice or recv of the
+ * receive queue skips as many bytes; seen on 6.18), decide when a
+ * session ends (relay.c does).
  *
  * Built only with SG_SOCKMAP (clang, bpftool, libbpf); without it
  * sockmap_init() fails with the reason and the rest are never called.
@@ -36,18 +43,21 @@
 
 struct sockmap;
 
-/* A paused side may be resumed once fewer bytes than this are taken from
- * it and not yet written to the other (half the program's limit,
- * SOCKMAP_BACKLOG in bpf/sockmap_bpf.h). */
-#define SOCKMAP_RESUME_BELOW (256 * 1024)
-
 /* What sockmap_process() reports for one side of a pair. */
 enum sockmap_event {
 	SOCKMAP_EV_EOF = 1,  /* the peer of that socket sent FIN */
 	SOCKMAP_EV_ERR = 2,  /* an error or RST on that socket */
-	SOCKMAP_EV_FULL = 4, /* that socket's data backs up toward the
-			      * other: it is paused (no longer read); the
-			      * owner resumes it once the backlog drained */
+	SOCKMAP_EV_HOLD = 4, /* the program holds that socket's data back
+			      * (it backed up toward the other): the
+			      * owner moves it */
+	SOCKMAP_EV_DATA = 8, /* held-back data may be there to read */
+};
+
+/* What the program counted for one socket (sockmap_state). */
+struct sockmap_state {
+	uint64_t taken;	 /* bytes taken: sent on or held back */
+	uint64_t passed; /* of those, held back for the owner */
+	bool hold;	 /* data arriving now is held back */
 };
 
 /* One relayed pair; embedded in its owner, which keeps it in place
@@ -64,9 +74,10 @@ struct sockmap_pair {
 		struct sockmap_pair_slot *next; /* cookie hash chain */
 	} slot[2]; /* the epoll registrations' data, the hash's nodes */
 	bool added;
-	bool paused[2]; /* out of sg_src: its data waits in its queue */
+	bool held[2]; /* watched for EPOLLIN: the program held data back */
 	/* Half-closed before it could enter sg_src (the kernel takes only
-	 * established sockets): paused from the start and for good. */
+	 * established sockets): its data is the owner's to move, from its
+	 * receive queue as with any socket. */
 	bool outside[2];
 };
 
@@ -86,23 +97,26 @@ void sockmap_process(struct sockmap *sm);
  * order (sockmap_kick runs the program over them).  A FIN already
  * received is reported by the first sockmap_process().  A side whose FIN
  * came before it could enter the program's map is left out of it
- * (p->outside[side], p->paused[side]: its data waits in its queue for
- * the owner) while the other side is relayed.  Returns 0; or -1 with
+ * (p->outside[side]: its data waits in its queue for the owner) while
+ * the other side is relayed.  Returns 0; or -1 with
  * errno and nothing left in the maps (the caller may relay the pair
  * otherwise); or -2 with errno when one socket was already handed to the
  * kernel (data may be in flight: the pair can only be ended). */
 int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b);
 /* Takes the pair out of the maps and the epoll set; idempotent.  Data
  * the kernel holds for a socket leaving the maps is dropped: remove a
- * pair once each direction is drained (sockmap_drained) or when it is
- * reset anyway. */
+ * pair once each direction went out, or when it is reset anyway. */
 void sockmap_remove(struct sockmap *sm, struct sockmap_pair *p);
-/* Puts a paused side back (its queued data is taken, oldest first).
- * Returns 0, or -1 with errno (the pair can only be ended). */
-int sockmap_resume(struct sockmap *sm, struct sockmap_pair *p, int side);
-/* Bytes the program took from side's socket so far; -1 on error. */
-int sockmap_taken(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		  uint64_t *bytes);
+/* What the program counted for side's socket; -1 on error. */
+int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
+		  struct sockmap_state *st);
+/* Tells the program how many held-back bytes of side's socket the owner
+ * wrote to the other socket so far; -1 on error. */
+int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
+		     uint64_t done);
+/* Stops watching side's socket for held-back data (the program sends
+ * on again: sockmap_state's hold is false and all was moved). */
+void sockmap_unhold(struct sockmap *sm, struct sockmap_pair *p, int side);
 /* Bytes written into fd's TCP stream so far (acknowledged plus queued),
  * counted from the connection's start; -1 on error. */
 int sockmap_written(int fd, uint64_t *bytes);
