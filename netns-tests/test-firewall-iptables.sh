@@ -90,28 +90,7 @@ pass "no run-time hint for the flows that passed"
 
 # 4. Docker's chains (as dockerd creates them, without a container).
 ipt_reset
-ing iptables-restore <<'RULES'
-*filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
-:DOCKER - [0:0]
-:DOCKER-ISOLATION-STAGE-1 - [0:0]
-:DOCKER-ISOLATION-STAGE-2 - [0:0]
-:DOCKER-USER - [0:0]
--A FORWARD -j DOCKER-USER
--A FORWARD -j DOCKER-ISOLATION-STAGE-1
--A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A FORWARD -o docker0 -j DOCKER
--A FORWARD -i docker0 ! -o docker0 -j ACCEPT
--A FORWARD -i docker0 -o docker0 -j ACCEPT
--A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
--A DOCKER-ISOLATION-STAGE-1 -j RETURN
--A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
--A DOCKER-ISOLATION-STAGE-2 -j RETURN
--A DOCKER-USER -j RETURN
-COMMIT
-RULES
+ing sh "$FW_FIXTURES/docker.sh" # the same chains the unit test judges
 out=$(fw_check_n)
 echo "$out" | grep -qF "iptables -I DOCKER-USER 1 -m connmark --mark 0x5a000000/0xff000000 -j ACCEPT" ||
 	fail "the Docker warning does not name DOCKER-USER: $out"
