@@ -23,6 +23,16 @@
  * it in sg_user; once it wrote all (done == passed), the next data that
  * arrives is sent on by the program again.
  *
+ * The bound has one hole: a held-back skb goes to the socket's readable
+ * queue (counted) only while its psock's work queue is empty; that queue
+ * also holds the other direction's data waiting to be sent out of this
+ * socket, so when both directions are stalled, held-back skbs queue
+ * there uncounted and the window stays open (a client that never reads
+ * and sends made the kernel hold 400 MB).  So past sg_overflow bytes held
+ * back and not yet read by user space (user space sets it per socket
+ * from its receive buffer) the program says so (SOCKMAP_NOTE_OVERFLOW)
+ * and user space ends the session.
+ *
  * Why not take the socket out of sg_src to pause it: the kernel drops
  * an skb whose data-ready run finds the program gone (sk_psock_verdict_
  * recv: no program means SK_DROP), so a pause racing an arrival lost
@@ -65,6 +75,10 @@ struct {
 	__type(value, struct sockmap_user);
 } sg_user SEC(".maps");
 
+/* Set by the loader before the load: 2 x net.ipv4.tcp_rmem's maximum +
+ * 4 MiB, above what a receive buffer can hold. */
+const volatile __u64 sg_overflow = 16 << 20;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, SOCKMAP_NOTE_RING);
@@ -98,9 +112,10 @@ SEC("sk_skb/stream_verdict")
 int sg_verdict(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct sockmap_note n = {.cookie = cookie};
 	struct sockmap_user *u;
 	struct sockmap_peer *p;
-	__u64 w, done, len = skb->len;
+	__u64 w, done, read, limit, len = skb->len;
 
 	/* A FIN comes as an empty skb: nothing to send (user space sees
 	 * the EOF and shuts the peer down once its data went out). */
@@ -111,6 +126,8 @@ int sg_verdict(struct __sk_buff *skb)
 		return SK_DROP; /* never while the session lives */
 	u = bpf_map_lookup_elem(&sg_user, &cookie);
 	done = u != NULL ? u->done : 0;
+	read = u != NULL ? u->read : 0;
+	limit = u != NULL && u->limit != 0 ? u->limit : sg_overflow;
 	if (p->hold) {
 		/* Until user space wrote all that was held back: what came
 		 * after it must not overtake it. */
@@ -120,12 +137,14 @@ int sg_verdict(struct __sk_buff *skb)
 	}
 	w = sg_written(p);
 	/* Sent and not yet in the peer's stream: sent minus what the
-	 * peer's stream got but user space's writes. */
-	if (w != ~0ULL && (__s64)(p->bytes - p->passed -
-				  (w - p->wbase - done)) > SOCKMAP_BACKLOG) {
-		struct sockmap_note n = {.cookie = cookie};
+	 * peer's stream got but user space's writes.  Held back only if
+	 * user space will know (the notice went on the ring). */
+	n.what = SOCKMAP_NOTE_HOLD;
+	if (w != ~0ULL &&
+	    (__s64)(p->bytes - p->passed - (w - p->wbase - done)) >
+		    SOCKMAP_BACKLOG &&
+	    bpf_ringbuf_output(&sg_note, &n, sizeof(n), 0) == 0) {
 		p->hold = 1;
-		bpf_ringbuf_output(&sg_note, &n, sizeof(n), 0);
 		goto pass;
 	}
 	p->bytes += len;
@@ -133,6 +152,10 @@ int sg_verdict(struct __sk_buff *skb)
 pass:
 	p->bytes += len;
 	p->passed += len;
+	n.what = SOCKMAP_NOTE_OVERFLOW;
+	if (!(p->flags & SOCKMAP_OVERFLOW_NOTED) && p->passed - read > limit &&
+	    bpf_ringbuf_output(&sg_note, &n, sizeof(n), 0) == 0)
+		p->flags |= SOCKMAP_OVERFLOW_NOTED;
 	return SK_PASS;
 }
 

@@ -32,21 +32,37 @@ struct sockmap_peer {
 	__u64 passed; /* of bytes, those held back (SK_PASS: for user
 		       * space to read and write to the peer) */
 	__u32 hold;   /* 1: what arrives is held back */
-	__u32 pad;
+	__u32 flags;  /* SOCKMAP_OVERFLOW_NOTED */
 };
+
+#define SOCKMAP_OVERFLOW_NOTED 1
 
 /* sg_user's value, keyed by a socket's cookie; written by user space
  * only. */
 struct sockmap_user {
-	__u64 done; /* held-back bytes user space wrote into the peer's
-		     * stream; when it equals passed, the program may send
-		     * on again */
+	__u64 done;  /* held-back bytes user space wrote into the peer's
+		      * stream; when it equals passed, the program may send
+		      * on again */
+	__u64 read;  /* held-back bytes user space read so far */
+	__u64 limit; /* held back and unread above which the program
+		      * notes an overflow; 0: sg_overflow */
 };
 
-/* A notice on sg_note: the socket with this cookie holds its data back
- * from now on. */
+/* A notice on sg_note about the socket with this cookie. */
 struct sockmap_note {
 	__u64 cookie;
+	__u32 what; /* enum below */
+	__u32 pad;
+};
+
+enum {
+	/* Its data is held back from now on. */
+	SOCKMAP_NOTE_HOLD = 1,
+	/* More of its data is held back and unread than its receive
+	 * buffer can account for (sg_overflow): the kernel queues held
+	 * data behind the other direction's, uncounted, when both
+	 * directions are stalled; the session must end. */
+	SOCKMAP_NOTE_OVERFLOW = 2,
 };
 
 #endif

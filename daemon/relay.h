@@ -24,6 +24,8 @@ enum relay_end {
 	RELAY_END_CLOSED = 0, /* both sides sent FIN */
 	RELAY_END_RESET,      /* an error or RST on either side */
 	RELAY_END_IDLE,	      /* no byte either way for the idle timeout */
+	RELAY_END_OVERFLOW,   /* sockmap: both directions stalled and the
+			       * kernel held more back than it bounds */
 };
 
 struct relay;
@@ -59,6 +61,9 @@ struct relay_kern {
 		char *buf;
 		size_t pending, off; /* read, not yet written */
 		uint64_t done;	     /* written to the other side */
+		uint64_t read;	     /* read (done + pending) */
+		uint64_t told;	     /* done as the program knows it */
+		uint64_t limit;	     /* the overflow limit it knows */
 		ev_io wr;	     /* the other side writable again */
 	} hold[2];
 };

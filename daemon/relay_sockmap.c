@@ -77,29 +77,40 @@ static uint64_t kern_written(const struct relay_kern *k, int side)
 }
 
 /* Moves direction i's held-back bytes.  Returns 1 if it waits for sent
- * data to go out first (poll), 0 otherwise (it waits for an event, or
- * there is nothing to move), -1 if the pair broke. */
+ * data to go out first, or could not tell the program (poll), 0
+ * otherwise (it waits for an event, or there is nothing to move), -1 if
+ * the pair broke. */
 static int kern_move(struct relay *r, int i)
 {
 	struct relay_kern *k = r->kern;
 	struct relay_hold *h = &k->hold[i];
 	int s = k->pair.fd[i], d = k->pair.fd[1 - i];
 	struct sockmap_state st;
-	uint64_t done0 = h->done;
+	uint64_t w;
 
 	if (sockmap_state(k->sm, &k->pair, i, &st) < 0)
-		return 0;
-	if (h->pending == 0 && st.passed == h->done) {
+		return -1;
+	/* Held back and unread, the sender's receive buffer counts it
+	 * (TCP closes the window) unless the kernel queued it behind the
+	 * other direction's data: past twice the buffer plus 4 MiB, that
+	 * is what happens, and the program says so (overflow). */
+	int rcvbuf = 0;
+	socklen_t len = sizeof(rcvbuf);
+	uint64_t limit = h->limit;
+	if (getsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) == 0 &&
+	    rcvbuf > 0)
+		limit = 2 * (uint64_t)rcvbuf + (4ULL << 20);
+	if (h->pending == 0 && st.passed == h->done && h->told == h->done &&
+	    limit == h->limit) {
 		/* All moved; once the program sends on, stop watching. */
 		if (!st.hold)
 			sockmap_unhold(k->sm, &k->pair, i);
 		return 0;
 	}
 	/* What the program sent before holding back goes first. */
-	if (kern_written(k, 1 - i) - h->done < st.taken - st.passed)
+	if (sockmap_written(d, &w) < 0 || w < k->base[1 - i] ||
+	    w - k->base[1 - i] - h->done < st.taken - st.passed)
 		return 1;
-	if (h->buf == NULL && (h->buf = malloc(HOLD_CHUNK)) == NULL)
-		return -1;
 	for (;;) {
 		ssize_t n;
 
@@ -117,9 +128,13 @@ static int kern_move(struct relay *r, int i)
 			h->done += (uint64_t)n;
 			continue;
 		}
-		/* Nothing in hand: the rest of what was held back.  0 is
-		 * the FIN (or nothing yet: the end is decided by the
-		 * counts, kern_drain). */
+		if (h->done == st.passed && h->told == h->done)
+			break; /* nothing held back to read */
+		if (h->buf == NULL && (h->buf = malloc(HOLD_CHUNK)) == NULL)
+			return -1;
+		/* The rest of what was held back.  0 is the FIN (or
+		 * nothing yet: the end is decided by the counts,
+		 * kern_drain). */
 		n = recv(s, h->buf, HOLD_CHUNK, MSG_DONTWAIT);
 		if (n <= 0) {
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
@@ -129,10 +144,19 @@ static int kern_move(struct relay *r, int i)
 		}
 		h->pending = (size_t)n;
 		h->off = 0;
+		h->read += (uint64_t)n;
 	}
-	if (h->done != done0 &&
-	    sockmap_set_done(k->sm, &k->pair, i, h->done) < 0)
-		return -1;
+	if (h->pending == 0) {
+		free(h->buf); /* up to 64 KiB each way, only while moving */
+		h->buf = NULL;
+	}
+	if (h->told != h->done || h->limit != limit) {
+		if (sockmap_set_done(k->sm, &k->pair, i, h->done, h->read,
+				     limit) < 0)
+			return 1; /* out of memory: again at the next poll */
+		h->told = h->done;
+		h->limit = limit;
+	}
 	return 0;
 }
 
@@ -249,6 +273,10 @@ static void kern_event(void *arg, int side, unsigned events)
 		kern_finish(r, RELAY_END_RESET);
 		return;
 	}
+	if (events & SOCKMAP_EV_OVERFLOW) {
+		kern_finish(r, RELAY_END_OVERFLOW);
+		return;
+	}
 	if ((events & SOCKMAP_EV_EOF) && !k->handed[side])
 		k->eof[side] = true;
 	if (events & SOCKMAP_EV_HOLD)
@@ -302,6 +330,11 @@ int relay_sockmap_start(struct relay *r, struct sockmap *sm, int c, int t)
 	if (k == NULL)
 		return 1;
 	k->sm = sm;
+	/* Urgent data stays in the stream (the kernel relay sends it on
+	 * inline anyway), so SIOCINQ counts all that is queued. */
+	int one = 1;
+	setsockopt(c, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+	setsockopt(t, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
 	if (sockmap_written(c, &k->base[0]) < 0 ||
 	    sockmap_written(t, &k->base[1]) < 0 ||
 	    sockmap_consumed(c, &k->rbase[0]) < 0 ||

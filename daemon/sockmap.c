@@ -129,6 +129,10 @@ static int sockmap_note(void *ctx, void *data, size_t len)
 	side = s->side;
 	if (!p->added)
 		return 0;
+	if (n->what == SOCKMAP_NOTE_OVERFLOW) {
+		p->cb(p->arg, side, SOCKMAP_EV_OVERFLOW);
+		return 0;
+	}
 	if (!p->held[side]) {
 		p->held[side] = true;
 		/* Adding EPOLLIN reports data already there at once. */
@@ -155,6 +159,21 @@ static int sockmap_quiet(enum libbpf_print_level level, const char *fmt,
 	return 0;
 }
 
+/* The program's sg_overflow: held-back bytes no receive buffer can
+ * account for.  Twice the largest buffer TCP grows to, plus 4 MiB. */
+static uint64_t overflow_limit(void)
+{
+	unsigned long lo, def, max = 6UL << 20;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_rmem", "r");
+
+	if (f != NULL) {
+		if (fscanf(f, "%lu %lu %lu", &lo, &def, &max) != 3)
+			max = 6UL << 20;
+		fclose(f);
+	}
+	return 2 * (uint64_t)max + (4ULL << 20);
+}
+
 struct sockmap *sockmap_init(char *err, size_t errlen)
 {
 	struct sockmap *sm = calloc(1, sizeof(*sm));
@@ -166,7 +185,16 @@ struct sockmap *sockmap_init(char *err, size_t errlen)
 	}
 	sm->ep = -1;
 	libbpf_set_print(sockmap_quiet);
-	sm->skel = sockmap_bpf__open_and_load();
+	sm->skel = sockmap_bpf__open();
+	if (sm->skel != NULL) {
+		sm->skel->rodata->sg_overflow = overflow_limit();
+		if (sockmap_bpf__load(sm->skel) < 0) {
+			int e = errno;
+			sockmap_bpf__destroy(sm->skel);
+			sm->skel = NULL;
+			errno = e;
+		}
+	}
 	if (sm->skel == NULL) {
 		snprintf(err, errlen, "loading the BPF program: %s%s",
 			 strerror(errno),
@@ -273,7 +301,7 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 	if (sock_cookie(a, &p->cookie[0]) < 0 ||
 	    sock_cookie(b, &p->cookie[1]) < 0)
 		return -1;
-	const struct sockmap_user u0 = {.done = 0};
+	const struct sockmap_user u0 = {.done = 0, .read = 0, .limit = 0};
 	v[0] = (struct sockmap_peer){.peer = p->cookie[1]};
 	v[1] = (struct sockmap_peer){.peer = p->cookie[0]};
 	uint64_t wb, wa;
@@ -385,9 +413,9 @@ int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
 }
 
 int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		     uint64_t done)
+		     uint64_t done, uint64_t read, uint64_t limit)
 {
-	struct sockmap_user u = {.done = done};
+	struct sockmap_user u = {.done = done, .read = read, .limit = limit};
 
 	return bpf_map_update_elem(sm->user, &p->cookie[side], &u, BPF_EXIST);
 }
@@ -448,12 +476,14 @@ int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
 }
 
 int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		     uint64_t done)
+		     uint64_t done, uint64_t read, uint64_t limit)
 {
 	(void)sm;
 	(void)p;
 	(void)side;
 	(void)done;
+	(void)read;
+	(void)limit;
 	errno = ENOSYS;
 	return -1;
 }

@@ -45,12 +45,15 @@ struct sockmap;
 
 /* What sockmap_process() reports for one side of a pair. */
 enum sockmap_event {
-	SOCKMAP_EV_EOF = 1,  /* the peer of that socket sent FIN */
-	SOCKMAP_EV_ERR = 2,  /* an error or RST on that socket */
-	SOCKMAP_EV_HOLD = 4, /* the program holds that socket's data back
-			      * (it backed up toward the other): the
-			      * owner moves it */
-	SOCKMAP_EV_DATA = 8, /* held-back data may be there to read */
+	SOCKMAP_EV_EOF = 1,	  /* the peer of that socket sent FIN */
+	SOCKMAP_EV_ERR = 2,	  /* an error or RST on that socket */
+	SOCKMAP_EV_HOLD = 4,	  /* the program holds that socket's data back
+				   * (it backed up toward the other): the
+				   * owner moves it */
+	SOCKMAP_EV_DATA = 8,	  /* held-back data may be there to read */
+	SOCKMAP_EV_OVERFLOW = 16, /* more is held back than the socket's
+				   * buffer accounts for (both directions
+				   * stalled): end the pair */
 };
 
 /* What the program counted for one socket (sockmap_state). */
@@ -111,9 +114,12 @@ void sockmap_remove(struct sockmap *sm, struct sockmap_pair *p);
 int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
 		  struct sockmap_state *st);
 /* Tells the program how many held-back bytes of side's socket the owner
- * wrote to the other socket so far; -1 on error. */
+ * wrote to the other socket (done) and read (read) so far, and above how
+ * many held back and unread to report SOCKMAP_EV_OVERFLOW (limit; 0: the
+ * module's default, from net.ipv4.tcp_rmem); -1 on error (ENOMEM: try
+ * again later). */
 int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		     uint64_t done);
+		     uint64_t done, uint64_t read, uint64_t limit);
 /* Stops watching side's socket for held-back data (the program sends
  * on again: sockmap_state's hold is false and all was moved). */
 void sockmap_unhold(struct sockmap *sm, struct sockmap_pair *p, int side);

@@ -5,8 +5,8 @@
 # pipelined right behind the CONNECT request (less and more than the
 # target takes at once); a server that speaks first and half-closes
 # first; a target whose FIN rides on its last data (300 sessions); slow
-# readers (back-pressure, the FIN while held back); a reset from the
-# target and from the client; the end log line's
+# readers (back-pressure, the FIN while held back); both directions
+# stalled (bounded); a reset from the target and from the client; the end log line's
 # byte counts; 1,000 concurrent sessions, then nothing left (sessions,
 # descriptors, BPF map entries).  Then the fallback: `connect-relay auto`
 # in a daemon without CAP_BPF relays with splice, and `connect-relay
@@ -65,6 +65,21 @@ if [ "$RELAY_MODE" = sockmap ]; then
 fi
 pass "4 slow readers of 3..8 MB (a pause every 512 KiB), the target's FIN arriving while its data is held back: byte-exact$held"
 
+# Both directions stalled: a client that never reads sends to a target
+# that never reads and sends.  What the relay holds must stay bounded:
+# splice stops the client after its buffers; the kernel relay, which
+# cannot bound held-back data queued behind the other direction's (see
+# bpf/sockmap.bpf.c), ends the session once past its limit.
+wait_listen "$NS_T" 7105
+out=$(inc $RP client $G4 stall 2>&1) || fail "stalled both ways: $out"
+read -r sent how <<<"$out"
+[ "$sent" -lt $((48 << 20)) ] || fail "stalled both ways: the client got $sent bytes in ($how)"
+if [ "$RELAY_MODE" = sockmap ]; then
+	wait_log "both directions stalled" 10 || fail "stalled both ways: no overflow line ($how, $sent bytes)"
+	[ "$how" = reset ] || fail "stalled both ways: the session was not ended ($how, $sent bytes)"
+fi
+pass "both directions stalled: the client could send only $((sent >> 20)) MiB ($how)"
+
 t0=$(now_us)
 out=$(inc $RP client $G4 target-rst 2>&1) || fail "target reset: $out"
 wait_for 10 'grep -q "dst 198.18.1.2:7102 .*reason reset" "$SG_LOG"' || fail "target reset: no end line with reason reset"
@@ -75,11 +90,11 @@ wait_for 10 'grep -q "dst 198.18.1.2:7103 .*reason reset" "$SG_LOG"' || fail "cl
 pass "a reset from the client ends the session (reset) and the target's connection ($(grep '^7103' "$SG_TMP/target.log"))"
 
 # 1,000 at once.
-our_maps() { # ids of the daemon's BPF maps but the ring (its fdinfo)
-	local f
+our_maps() { # ids of the daemon's BPF maps but the ring and the
+	local f  # program's constants (an array) (from its fdinfo)
 	for f in /proc/$(sg_session_pid)/fdinfo/*; do
 		awk '$1 == "map_type:" { t = $2 } $1 == "map_id:" { i = $2 }
-		     END { if (i != "" && t != 27) print i }' "$f" 2>/dev/null
+		     END { if (i != "" && t != 27 && t != 2) print i }' "$f" 2>/dev/null
 	done
 }
 map_elems() {

@@ -9,6 +9,7 @@
       7103 echo; logs "7103 eof|reset" when a connection ends
       7104 reads a decimal size and a newline, sends that many bytes and
            its FIN at once (the FIN rides on the last data segment)
+      7105 never reads; sends 64 KiB every 20 ms for 30 s
   client PROXY CASE [ARGS]   in the client; exit 0 on success, else prints why
       sizes N...             echo of N bytes each (FIN after sending)
       pipelined N...         greeting, request and N bytes in one write
@@ -21,6 +22,9 @@
                              pause every 512 KiB): the relay's
                              back-pressure pauses the target, whose FIN
                              then comes while it is paused
+      stall                  7105, reading nothing: after 2 s sends until
+                             a send blocks 3 s, fails, or 256 MB went;
+                             prints "SENT HOW" (blocked|reset|cap)
       many K T4 CTLFILE      K concurrent sessions, 1000 bytes echoed each;
                              writes CTLFILE (all open), waits for CTLFILE.go
 """
@@ -103,9 +107,21 @@ def server(log):
         await r.read()
         w.close()
 
+    async def stalled(r, w):
+        buf = b"s" * 65536
+        try:
+            for _ in range(1500):
+                w.write(buf)
+                await asyncio.wait_for(w.drain(), 30)
+                await asyncio.sleep(0.02)
+        except (ConnectionError, asyncio.TimeoutError):
+            pass
+        w.transport.abort()
+
     async def main():
         srvs = []
-        for port, h in ((7100, echo), (7101, first), (7102, rst), (7103, watched), (7104, finned)):
+        for port, h in ((7100, echo), (7101, first), (7102, rst), (7103, watched), (7104, finned),
+                        (7105, stalled)):
             srvs.append(await asyncio.start_server(h, T4, port, backlog=2048))
         await asyncio.gather(*(s.serve_forever() for s in srvs))
 
@@ -240,6 +256,19 @@ def client(proxy, case, args):
                 bad.append("%d: %d of %d bytes%s" % (i, len(got), n, "" if len(got) != n else " (differ)"))
         if bad:
             raise SystemExit("%d of %d slow readers lost data: %s" % (len(bad), k, "; ".join(bad)))
+    elif case == "stall":
+        s = socks(proxy, 7105)
+        time.sleep(2)
+        s.settimeout(3)
+        buf, sent, how = b"c" * 65536, 0, "cap"
+        try:
+            while sent < 256 << 20:
+                sent += s.send(buf)
+        except socket.timeout:
+            how = "blocked"
+        except OSError:
+            how = "reset"
+        print(sent, how)
     elif case == "many":
         k, ctl = int(args[0]), args[1]
         conns = []
