@@ -29,9 +29,9 @@
  * socket, so when both directions are stalled, held-back skbs queue
  * there uncounted and the window stays open (a client that never reads
  * and sends made the kernel hold 400 MB).  So past sg_overflow bytes held
- * back and not yet read by user space (user space sets it per socket
- * from its receive buffer) the program says so (SOCKMAP_NOTE_OVERFLOW)
- * and user space ends the session.
+ * back and not yet read by user space (twice the socket's receive
+ * buffer plus 4 MiB, read live) the program says so
+ * (SOCKMAP_NOTE_OVERFLOW) and user space ends the session.
  *
  * Why not take the socket out of sg_src to pause it: the kernel drops
  * an skb whose data-ready run finds the program gone (sk_psock_verdict_
@@ -92,6 +92,47 @@ struct tcp_sock {
 	__u32 write_seq;
 } __attribute__((preserve_access_index));
 
+/* The socket's receive buffer (struct sock is the first member of
+ * tcp_sock, nested; CO-RE relocates the field). */
+struct sock {
+	int sk_rcvbuf;
+} __attribute__((preserve_access_index));
+
+/* Held back and unread above which no receive buffer accounts for it:
+ * twice the socket's buffer as it is now (TCP grows it) plus 4 MiB; the
+ * loader's sg_overflow if the socket cannot be looked at. */
+static __u64 sg_limit(__u64 cookie)
+{
+	struct bpf_sock *sk = bpf_map_lookup_elem(&sg_dst, &cookie);
+	struct tcp_sock *tp;
+	__u64 lim = sg_overflow;
+
+	if (sk == NULL)
+		return lim;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp != NULL) {
+		int rb = ((struct sock *)tp)->sk_rcvbuf;
+		if (rb > 0)
+			lim = 2 * (__u64)rb + (4ULL << 20);
+	}
+	bpf_sk_release(sk);
+	return lim;
+}
+
+/* Tells user space, and only then lets it see what it is told about:
+ * the record is published (submit) after the caller's stores. */
+static struct sockmap_note *sg_note_reserve(__u64 cookie, __u32 what)
+{
+	struct sockmap_note *n = bpf_ringbuf_reserve(&sg_note, sizeof(*n), 0);
+
+	if (n != NULL) {
+		n->cookie = cookie;
+		n->what = what;
+		n->pad = 0;
+	}
+	return n;
+}
+
 /* Written into the peer's stream so far: as user space counts it. */
 static __u64 sg_written(struct sockmap_peer *p)
 {
@@ -112,10 +153,10 @@ SEC("sk_skb/stream_verdict")
 int sg_verdict(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	struct sockmap_note n = {.cookie = cookie};
+	struct sockmap_note *n;
 	struct sockmap_user *u;
 	struct sockmap_peer *p;
-	__u64 w, done, read, limit, len = skb->len;
+	__u64 w, done, read, len = skb->len;
 
 	/* A FIN comes as an empty skb: nothing to send (user space sees
 	 * the EOF and shuts the peer down once its data went out). */
@@ -127,7 +168,6 @@ int sg_verdict(struct __sk_buff *skb)
 	u = bpf_map_lookup_elem(&sg_user, &cookie);
 	done = u != NULL ? u->done : 0;
 	read = u != NULL ? u->read : 0;
-	limit = u != NULL && u->limit != 0 ? u->limit : sg_overflow;
 	if (p->hold) {
 		/* Until user space wrote all that was held back: what came
 		 * after it must not overtake it. */
@@ -138,24 +178,29 @@ int sg_verdict(struct __sk_buff *skb)
 	w = sg_written(p);
 	/* Sent and not yet in the peer's stream: sent minus what the
 	 * peer's stream got but user space's writes.  Held back only if
-	 * user space will know (the notice went on the ring). */
-	n.what = SOCKMAP_NOTE_HOLD;
+	 * user space will know (a notice could be reserved on the ring),
+	 * and the notice is published after the hold is in place. */
 	if (w != ~0ULL &&
 	    (__s64)(p->bytes - p->passed - (w - p->wbase - done)) >
 		    SOCKMAP_BACKLOG &&
-	    bpf_ringbuf_output(&sg_note, &n, sizeof(n), 0) == 0) {
+	    (n = sg_note_reserve(cookie, SOCKMAP_NOTE_HOLD)) != NULL) {
 		p->hold = 1;
-		goto pass;
+		p->bytes += len;
+		p->passed += len;
+		bpf_ringbuf_submit(n, 0);
+		return SK_PASS;
 	}
 	p->bytes += len;
 	return bpf_sk_redirect_hash(skb, &sg_dst, &p->peer, 0);
 pass:
 	p->bytes += len;
 	p->passed += len;
-	n.what = SOCKMAP_NOTE_OVERFLOW;
-	if (!(p->flags & SOCKMAP_OVERFLOW_NOTED) && p->passed - read > limit &&
-	    bpf_ringbuf_output(&sg_note, &n, sizeof(n), 0) == 0)
+	if (!(p->flags & SOCKMAP_OVERFLOW_NOTED) &&
+	    p->passed - read > sg_limit(cookie) &&
+	    (n = sg_note_reserve(cookie, SOCKMAP_NOTE_OVERFLOW)) != NULL) {
 		p->flags |= SOCKMAP_OVERFLOW_NOTED;
+		bpf_ringbuf_submit(n, 0);
+	}
 	return SK_PASS;
 }
 

@@ -40,12 +40,11 @@ struct sockmap_peer {
 /* sg_user's value, keyed by a socket's cookie; written by user space
  * only. */
 struct sockmap_user {
-	__u64 done;  /* held-back bytes user space wrote into the peer's
-		      * stream; when it equals passed, the program may send
-		      * on again */
-	__u64 read;  /* held-back bytes user space read so far */
-	__u64 limit; /* held back and unread above which the program
-		      * notes an overflow; 0: sg_overflow */
+	__u64 done; /* held-back bytes user space wrote into the peer's
+		     * stream; when it equals passed, the program may send
+		     * on again */
+	__u64 read; /* held-back bytes user space read so far (told at
+		     * least every 512 KiB: SOCKMAP_READ_STEP, sockmap.h) */
 };
 
 /* A notice on sg_note about the socket with this cookie. */

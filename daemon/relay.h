@@ -63,7 +63,7 @@ struct relay_kern {
 		uint64_t done;	     /* written to the other side */
 		uint64_t read;	     /* read (done + pending) */
 		uint64_t told;	     /* done as the program knows it */
-		uint64_t limit;	     /* the overflow limit it knows */
+		uint64_t told_read;  /* read as the program knows it */
 		ev_io wr;	     /* the other side writable again */
 	} hold[2];
 };

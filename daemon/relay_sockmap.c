@@ -48,9 +48,10 @@
 #include "relay.h"
 
 #define DRAIN_FIRST 0.001      /* first re-check of an unfinished drain, s */
-#define DRAIN_MAX 0.02	       /* back-off ceiling */
+#define DRAIN_MAX 0.1	       /* back-off ceiling */
 #define PREREAD 16384	       /* = relay.c's fallback buffer */
 #define HOLD_CHUNK (64 * 1024) /* held-back bytes moved at a time */
+#define HOLD_BURST (4 << 20)   /* read per call, then the loop's others */
 
 static void kern_finish(struct relay *r, enum relay_end why)
 {
@@ -76,32 +77,39 @@ static uint64_t kern_written(const struct relay_kern *k, int side)
 	return w - k->base[side];
 }
 
-/* Moves direction i's held-back bytes.  Returns 1 if it waits for sent
- * data to go out first, or could not tell the program (poll), 0
- * otherwise (it waits for an event, or there is nothing to move), -1 if
- * the pair broke. */
+/* Tells the program what was moved; 0, or 1 to try again later (out of
+ * memory), -1 if the pair broke. */
+static int kern_tell(struct relay_kern *k, int i)
+{
+	struct relay_hold *h = &k->hold[i];
+
+	if (h->told == h->done && h->told_read == h->read)
+		return 0;
+	if (sockmap_set_done(k->sm, &k->pair, i, h->done, h->read) < 0)
+		return errno == ENOMEM ? 1 : -1;
+	h->told = h->done;
+	h->told_read = h->read;
+	return 0;
+}
+
+/* Moves direction i's held-back bytes, at most HOLD_BURST per call (the
+ * loop serves others in between).  Returns 2 if it stopped there (call
+ * again at once), 1 if it waits for sent data to go out first or could
+ * not tell the program (poll), 0 otherwise (it waits for an event, or
+ * there is nothing to move), -1 if the pair broke. */
 static int kern_move(struct relay *r, int i)
 {
 	struct relay_kern *k = r->kern;
 	struct relay_hold *h = &k->hold[i];
 	int s = k->pair.fd[i], d = k->pair.fd[1 - i];
 	struct sockmap_state st;
-	uint64_t w;
+	uint64_t w, start = h->read;
+	int rc = 0;
 
 	if (sockmap_state(k->sm, &k->pair, i, &st) < 0)
 		return -1;
-	/* Held back and unread, the sender's receive buffer counts it
-	 * (TCP closes the window) unless the kernel queued it behind the
-	 * other direction's data: past twice the buffer plus 4 MiB, that
-	 * is what happens, and the program says so (overflow). */
-	int rcvbuf = 0;
-	socklen_t len = sizeof(rcvbuf);
-	uint64_t limit = h->limit;
-	if (getsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) == 0 &&
-	    rcvbuf > 0)
-		limit = 2 * (uint64_t)rcvbuf + (4ULL << 20);
 	if (h->pending == 0 && st.passed == h->done && h->told == h->done &&
-	    limit == h->limit) {
+	    h->told_read == h->read) {
 		/* All moved; once the program sends on, stop watching. */
 		if (!st.hold)
 			sockmap_unhold(k->sm, &k->pair, i);
@@ -130,6 +138,15 @@ static int kern_move(struct relay *r, int i)
 		}
 		if (h->done == st.passed && h->told == h->done)
 			break; /* nothing held back to read */
+		if (h->read - start >= HOLD_BURST) {
+			rc = 2;
+			break;
+		}
+		/* The program compares what it held back with what was
+		 * read: it must not see a stale count. */
+		if (h->read - h->told_read >= SOCKMAP_READ_STEP &&
+		    (rc = kern_tell(k, i)) != 0)
+			break;
 		if (h->buf == NULL && (h->buf = malloc(HOLD_CHUNK)) == NULL)
 			return -1;
 		/* The rest of what was held back.  0 is the FIN (or
@@ -150,24 +167,20 @@ static int kern_move(struct relay *r, int i)
 		free(h->buf); /* up to 64 KiB each way, only while moving */
 		h->buf = NULL;
 	}
-	if (h->told != h->done || h->limit != limit) {
-		if (sockmap_set_done(k->sm, &k->pair, i, h->done, h->read,
-				     limit) < 0)
-			return 1; /* out of memory: again at the next poll */
-		h->told = h->done;
-		h->limit = limit;
-	}
-	return 0;
+	if (rc < 0)
+		return rc;
+	int t = kern_tell(k, i);
+	return t != 0 ? t : rc;
 }
 
 /* Moves held-back bytes and shuts down the receiving side of every
- * direction whose sender ended and whose data all went out.  Returns 1
- * if some direction still waits for sent data to go out (poll), 0 if
- * none, -1 if the pair broke. */
+ * direction whose sender ended and whose data all went out.  Returns 2
+ * if some direction has more to move now, 1 if some still waits for sent
+ * data to go out (poll), 0 if none, -1 if the pair broke. */
 static int kern_drain(struct relay *r)
 {
 	struct relay_kern *k = r->kern;
-	bool waiting = false;
+	bool waiting = false, more = false;
 
 	for (int i = 0; i < 2; i++) {
 		struct relay_dir *d = kern_dir(r, i);
@@ -181,7 +194,8 @@ static int kern_drain(struct relay *r)
 			rc = kern_move(r, i);
 			if (rc < 0)
 				return -1;
-			waiting |= rc > 0;
+			waiting |= rc == 1;
+			more |= rc == 2;
 		}
 		if (!k->eof[i])
 			continue;
@@ -205,7 +219,7 @@ static int kern_drain(struct relay *r)
 		d->done = true;
 		shutdown(k->pair.fd[1 - i], SHUT_WR);
 	}
-	return waiting;
+	return more ? 2 : waiting;
 }
 
 static void kern_step(struct relay *r)
@@ -215,6 +229,14 @@ static void kern_step(struct relay *r)
 
 	if (rc < 0) {
 		kern_finish(r, RELAY_END_RESET);
+		return;
+	}
+	if (rc == 2) {
+		/* More to move: the next loop iteration, after the others. */
+		ev_timer_stop(r->loop, &k->drain);
+		k->drain_wait = 0.;
+		ev_timer_set(&k->drain, 0., 0.);
+		ev_timer_start(r->loop, &k->drain);
 		return;
 	}
 	if (rc > 0) {
@@ -242,8 +264,15 @@ static void kern_drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		kern_finish(r, RELAY_END_RESET);
 		return;
 	}
+	if (rc == 2) {
+		k->drain_wait = 0.;
+		ev_timer_set(w, 0., 0.);
+		ev_timer_start(loop, w);
+		return;
+	}
 	if (rc > 0) {
-		k->drain_wait *= 2;
+		k->drain_wait = k->drain_wait < DRAIN_FIRST ? DRAIN_FIRST
+							    : k->drain_wait * 2;
 		if (k->drain_wait > DRAIN_MAX)
 			k->drain_wait = DRAIN_MAX;
 		ev_timer_set(w, k->drain_wait, 0.);

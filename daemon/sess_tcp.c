@@ -18,10 +18,10 @@ static void tcp_done(void *arg, enum relay_end why)
 	struct sess *s = arg;
 
 	if (why == RELAY_END_OVERFLOW)
-		log_warnx("session %llu: both directions stalled (neither "
-			  "side reads) and the kernel relay cannot bound "
-			  "what it holds back: ended (connect-relay splice "
-			  "keeps such sessions)",
+		log_warnx("session %llu: both directions stalled (each "
+			  "receiver slower than the other side's sender) and "
+			  "the kernel relay cannot bound what it holds back: "
+			  "ended (connect-relay splice keeps such sessions)",
 			  (unsigned long long)s->id);
 	sess_end(s, why == RELAY_END_CLOSED ? SESS_END_DONE
 		    : why == RELAY_END_IDLE ? SESS_END_IDLE

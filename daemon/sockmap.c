@@ -301,7 +301,7 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 	if (sock_cookie(a, &p->cookie[0]) < 0 ||
 	    sock_cookie(b, &p->cookie[1]) < 0)
 		return -1;
-	const struct sockmap_user u0 = {.done = 0, .read = 0, .limit = 0};
+	const struct sockmap_user u0 = {.done = 0, .read = 0};
 	v[0] = (struct sockmap_peer){.peer = p->cookie[1]};
 	v[1] = (struct sockmap_peer){.peer = p->cookie[0]};
 	uint64_t wb, wa;
@@ -413,9 +413,9 @@ int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
 }
 
 int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		     uint64_t done, uint64_t read, uint64_t limit)
+		     uint64_t done, uint64_t read)
 {
-	struct sockmap_user u = {.done = done, .read = read, .limit = limit};
+	struct sockmap_user u = {.done = done, .read = read};
 
 	return bpf_map_update_elem(sm->user, &p->cookie[side], &u, BPF_EXIST);
 }
@@ -476,14 +476,13 @@ int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
 }
 
 int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		     uint64_t done, uint64_t read, uint64_t limit)
+		     uint64_t done, uint64_t read)
 {
 	(void)sm;
 	(void)p;
 	(void)side;
 	(void)done;
 	(void)read;
-	(void)limit;
 	errno = ENOSYS;
 	return -1;
 }

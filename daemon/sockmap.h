@@ -56,6 +56,10 @@ enum sockmap_event {
 				   * stalled): end the pair */
 };
 
+/* The owner tells the program what it read of held-back data at least
+ * this often (sockmap_set_done). */
+#define SOCKMAP_READ_STEP (512 * 1024)
+
 /* What the program counted for one socket (sockmap_state). */
 struct sockmap_state {
 	uint64_t taken;	 /* bytes taken: sent on or held back */
@@ -114,12 +118,12 @@ void sockmap_remove(struct sockmap *sm, struct sockmap_pair *p);
 int sockmap_state(struct sockmap *sm, const struct sockmap_pair *p, int side,
 		  struct sockmap_state *st);
 /* Tells the program how many held-back bytes of side's socket the owner
- * wrote to the other socket (done) and read (read) so far, and above how
- * many held back and unread to report SOCKMAP_EV_OVERFLOW (limit; 0: the
- * module's default, from net.ipv4.tcp_rmem); -1 on error (ENOMEM: try
- * again later). */
+ * wrote to the other socket (done) and read (read) so far (tell read at
+ * least every SOCKMAP_READ_STEP: the program ends a pair that holds back
+ * more than it can account for, unread); -1 on error (ENOMEM: try again
+ * later). */
 int sockmap_set_done(struct sockmap *sm, const struct sockmap_pair *p, int side,
-		     uint64_t done, uint64_t read, uint64_t limit);
+		     uint64_t done, uint64_t read);
 /* Stops watching side's socket for held-back data (the program sends
  * on again: sockmap_state's hold is false and all was moved). */
 void sockmap_unhold(struct sockmap *sm, struct sockmap_pair *p, int side);

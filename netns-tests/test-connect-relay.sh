@@ -5,8 +5,8 @@
 # pipelined right behind the CONNECT request (less and more than the
 # target takes at once); a server that speaks first and half-closes
 # first; a target whose FIN rides on its last data (300 sessions); slow
-# readers (back-pressure, the FIN while held back); both directions
-# stalled (bounded); a reset from the target and from the client; the end log line's
+# readers (back-pressure, the FIN while held back); a fast upload to a
+# late reader; both directions stalled (bounded); a reset from the target and from the client; the end log line's
 # byte counts; 1,000 concurrent sessions, then nothing left (sessions,
 # descriptors, BPF map entries).  Then the fallback: `connect-relay auto`
 # in a daemon without CAP_BPF relays with splice, and `connect-relay
@@ -64,6 +64,14 @@ if [ "$RELAY_MODE" = sockmap ]; then
 	held=": $(grep -c 'kernel relay held back' "$SG_LOG") sessions held back, e.g. $(grep -o 'held back [0-9]* bytes up, [0-9]* down' "$SG_LOG" | tail -1)"
 fi
 pass "4 slow readers of 3..8 MB (a pause every 512 KiB), the target's FIN arriving while its data is held back: byte-exact$held"
+
+# One direction only, fast: 128 MB sent at once to a target that starts
+# reading 0.3 s later (held back, then moved by the daemon at full
+# speed): never taken for a stall.
+wait_listen "$NS_T" 7106
+out=$(inc $RP client $G4 upload 128000000 2>&1) || fail "fast upload to a late reader: $out"
+grep -q "both directions stalled" "$SG_LOG" && fail "fast upload to a late reader: ended as stalled"
+pass "128 MB sent at once to a target that reads 0.3 s later: all counted by the target"
 
 # Both directions stalled: a client that never reads sends to a target
 # that never reads and sends.  What the relay holds must stay bounded:

@@ -10,6 +10,8 @@
       7104 reads a decimal size and a newline, sends that many bytes and
            its FIN at once (the FIN rides on the last data segment)
       7105 never reads; sends 64 KiB every 20 ms for 30 s
+      7106 waits 0.3 s, then reads to EOF as fast as it can, writes the
+           count as text and closes
   client PROXY CASE [ARGS]   in the client; exit 0 on success, else prints why
       sizes N...             echo of N bytes each (FIN after sending)
       pipelined N...         greeting, request and N bytes in one write
@@ -22,6 +24,8 @@
                              pause every 512 KiB): the relay's
                              back-pressure pauses the target, whose FIN
                              then comes while it is paused
+      upload N               7106: sends N bytes at once and FIN, reading
+                             nothing until the target's count comes back
       stall                  7105, reading nothing: after 2 s sends until
                              a send blocks 3 s, fails, or 256 MB went;
                              prints "SENT HOW" (blocked|reset|cap)
@@ -118,10 +122,22 @@ def server(log):
             pass
         w.transport.abort()
 
+    async def late(r, w):
+        await asyncio.sleep(0.3)
+        n = 0
+        while True:
+            d = await r.read(1 << 20)
+            if not d:
+                break
+            n += len(d)
+        w.write(b"%d" % n)
+        await w.drain()
+        w.close()
+
     async def main():
         srvs = []
         for port, h in ((7100, echo), (7101, first), (7102, rst), (7103, watched), (7104, finned),
-                        (7105, stalled)):
+                        (7105, stalled), (7106, late)):
             srvs.append(await asyncio.start_server(h, T4, port, backlog=2048))
         await asyncio.gather(*(s.serve_forever() for s in srvs))
 
@@ -256,6 +272,22 @@ def client(proxy, case, args):
                 bad.append("%d: %d of %d bytes%s" % (i, len(got), n, "" if len(got) != n else " (differ)"))
         if bad:
             raise SystemExit("%d of %d slow readers lost data: %s" % (len(bad), k, "; ".join(bad)))
+    elif case == "upload":
+        n = int(args[0])
+        s = socks(proxy, 7106)
+        s.settimeout(60)
+        buf, sent = b"u" * (1 << 20), 0
+        while sent < n:
+            sent += s.send(buf[: min(len(buf), n - sent)])
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            d = s.recv(100)
+            if not d:
+                break
+            got += d
+        if got != b"%d" % n:
+            raise SystemExit("upload of %d bytes: the target counted %r" % (n, got))
     elif case == "stall":
         s = socks(proxy, 7105)
         time.sleep(2)

@@ -161,7 +161,7 @@ int main(void)
 			(unsigned long long)st[1].taken);
 		return 1;
 	}
-	if (sockmap_set_done(sm, &pair, 0, 0, 0, 0) < 0)
+	if (sockmap_set_done(sm, &pair, 0, 0, 0) < 0)
 		die("sockmap_set_done");
 	shutdown(c1, SHUT_WR);
 	shutdown(t1, SHUT_WR);
