@@ -98,27 +98,6 @@ struct sock {
 	int sk_rcvbuf;
 } __attribute__((preserve_access_index));
 
-/* Held back and unread above which no receive buffer accounts for it:
- * twice the socket's buffer as it is now (TCP grows it) plus 4 MiB; the
- * loader's sg_overflow if the socket cannot be looked at. */
-static __u64 sg_limit(__u64 cookie)
-{
-	struct bpf_sock *sk = bpf_map_lookup_elem(&sg_dst, &cookie);
-	struct tcp_sock *tp;
-	__u64 lim = sg_overflow;
-
-	if (sk == NULL)
-		return lim;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (tp != NULL) {
-		int rb = ((struct sock *)tp)->sk_rcvbuf;
-		if (rb > 0)
-			lim = 2 * (__u64)rb + (4ULL << 20);
-	}
-	bpf_sk_release(sk);
-	return lim;
-}
-
 /* Tells user space, and only then lets it see what it is told about:
  * the record is published (submit) after the caller's stores. */
 static struct sockmap_note *sg_note_reserve(__u64 cookie, __u32 what)
@@ -133,20 +112,38 @@ static struct sockmap_note *sg_note_reserve(__u64 cookie, __u32 what)
 	return n;
 }
 
-/* Written into the peer's stream so far: as user space counts it. */
-static __u64 sg_written(struct sockmap_peer *p)
+/* A socket of the maps (by cookie) as TCP sees it: what was written into
+ * its stream (as user space counts it) and its receive buffer.  -1 if
+ * it is not there. */
+static int sg_tcp(__u64 cookie, __u64 *written, __u64 *rcvbuf)
 {
-	struct bpf_sock *sk = bpf_map_lookup_elem(&sg_dst, &p->peer);
+	struct bpf_sock *sk = bpf_map_lookup_elem(&sg_dst, &cookie);
 	struct tcp_sock *tp;
-	__u64 w = ~0ULL;
+	int rc = -1;
 
 	if (sk == NULL)
-		return w;
+		return rc;
 	tp = bpf_skc_to_tcp_sock(sk);
-	if (tp != NULL)
-		w = tp->bytes_acked + (__u32)(tp->write_seq - tp->snd_una);
+	if (tp != NULL) {
+		*written =
+			tp->bytes_acked + (__u32)(tp->write_seq - tp->snd_una);
+		*rcvbuf = (__u32)((struct sock *)tp)->sk_rcvbuf;
+		rc = 0;
+	}
 	bpf_sk_release(sk);
-	return w;
+	return rc;
+}
+
+/* Held back and unread above which no receive buffer accounts for it:
+ * twice the socket's buffer as it is now (TCP grows it) plus 4 MiB; the
+ * loader's sg_overflow if the socket cannot be looked at. */
+static __u64 sg_limit(__u64 cookie)
+{
+	__u64 w, rb;
+
+	if (sg_tcp(cookie, &w, &rb) < 0 || rb == 0)
+		return sg_overflow;
+	return 2 * rb + (4ULL << 20);
 }
 
 SEC("sk_skb/stream_verdict")
@@ -156,7 +153,7 @@ int sg_verdict(struct __sk_buff *skb)
 	struct sockmap_note *n;
 	struct sockmap_user *u;
 	struct sockmap_peer *p;
-	__u64 w, done, read, len = skb->len;
+	__u64 w, rb, done, read, len = skb->len;
 
 	/* A FIN comes as an empty skb: nothing to send (user space sees
 	 * the EOF and shuts the peer down once its data went out). */
@@ -175,7 +172,8 @@ int sg_verdict(struct __sk_buff *skb)
 			goto pass;
 		p->hold = 0;
 	}
-	w = sg_written(p);
+	if (sg_tcp(p->peer, &w, &rb) < 0)
+		w = ~0ULL;
 	/* Sent and not yet in the peer's stream: sent minus what the
 	 * peer's stream got but user space's writes.  Held back only if
 	 * user space will know (a notice could be reserved on the ring),

@@ -49,8 +49,6 @@ struct relay_dir {
 struct relay_kern {
 	struct sockmap *sm;
 	struct sockmap_pair pair;
-	uint64_t base[2];  /* sockmap_written() of each side at the start */
-	uint64_t rbase[2]; /* sockmap_consumed(): received, never taken */
 	uint64_t seen;	   /* taken both ways at the last idle check */
 	ev_timer drain;	   /* polls until sent data went out */
 	double drain_wait; /* its next interval (backs off) */

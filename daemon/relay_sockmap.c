@@ -28,7 +28,7 @@
  *     before it runs the data-ready hook for the segment that carried
  *     it.  So the program must have taken all the sender received but
  *     the FIN (TCP_INFO bytes_received - 1 - what was read before the
- *     handover, rbase);
+ *     handover, the pair's rbase);
  *   - sent, but queued toward the other socket (the redirect is
  *     asynchronous, and the other socket may not be writable);
  *   - held back, not yet moved by user space.
@@ -67,14 +67,22 @@ static struct relay_dir *kern_dir(struct relay *r, int side)
 	return side == 0 ? &r->up : &r->down;
 }
 
-/* Written into side's stream since the start; 0 if it cannot be read. */
+/* Written into side's stream since the start; -1 if it cannot be read. */
+static int kern_out(const struct relay_kern *k, int side, uint64_t *w)
+{
+	if (sockmap_written(k->pair.fd[side], w) < 0 ||
+	    *w < k->pair.wbase[side])
+		return -1;
+	*w -= k->pair.wbase[side];
+	return 0;
+}
+
+/* The same, 0 if it cannot be read. */
 static uint64_t kern_written(const struct relay_kern *k, int side)
 {
 	uint64_t w;
 
-	if (sockmap_written(k->pair.fd[side], &w) < 0 || w < k->base[side])
-		return 0;
-	return w - k->base[side];
+	return kern_out(k, side, &w) < 0 ? 0 : w;
 }
 
 /* Tells the program what was moved; 0, or 1 to try again later (out of
@@ -116,8 +124,7 @@ static int kern_move(struct relay *r, int i)
 		return 0;
 	}
 	/* What the program sent before holding back goes first. */
-	if (sockmap_written(d, &w) < 0 || w < k->base[1 - i] ||
-	    w - k->base[1 - i] - h->done < st.taken - st.passed)
+	if (kern_out(k, 1 - i, &w) < 0 || w - h->done < st.taken - st.passed)
 		return 1;
 	for (;;) {
 		ssize_t n;
@@ -209,7 +216,7 @@ static int kern_drain(struct relay *r)
 			continue;
 		}
 		if (sockmap_received(k->pair.fd[i], &rcvd) == 0 &&
-		    rcvd > k->rbase[i] + st.taken + 1) {
+		    rcvd > k->pair.rbase[i] + st.taken + 1) {
 			/* The program has not seen the last segment yet. */
 			sockmap_kick(k->pair.fd[i]);
 			waiting = true;
@@ -359,24 +366,12 @@ int relay_sockmap_start(struct relay *r, struct sockmap *sm, int c, int t)
 	if (k == NULL)
 		return 1;
 	k->sm = sm;
-	/* Urgent data stays in the stream (the kernel relay sends it on
-	 * inline anyway), so SIOCINQ counts all that is queued. */
-	int one = 1;
-	setsockopt(c, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
-	setsockopt(t, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
-	if (sockmap_written(c, &k->base[0]) < 0 ||
-	    sockmap_written(t, &k->base[1]) < 0 ||
-	    sockmap_consumed(c, &k->rbase[0]) < 0 ||
-	    sockmap_consumed(t, &k->rbase[1]) < 0) {
-		free(k);
-		return 1; /* e.g. a FIN came: splice handles it */
-	}
 	k->pair.cb = kern_event;
 	k->pair.arg = r;
 	rc = sockmap_add(sm, &k->pair, c, t);
 	if (rc < 0) {
 		free(k);
-		return rc == -1 ? 1 : -1;
+		return rc == -1 ? 1 : -1; /* -1: e.g. a FIN came: splice */
 	}
 	ev_init(&k->drain, kern_drain_cb);
 	k->drain.data = r;

@@ -289,6 +289,48 @@ static int sock_cookie(int fd, uint64_t *c)
 	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, c, &len);
 }
 
+/* Where fd's streams stand before it enters any map: *written (as
+ * sockmap_written) and *consumed, the bytes it received that its owner
+ * already read, which the program will never see.  Two TCP_INFO readings
+ * around SIOCINQ (which counts the receive queue only while the socket is
+ * in no map); data arriving between them shows as a change of
+ * bytes_received: read again.  Urgent data is kept inline first (the
+ * kernel relay sends it on inline anyway), else SIOCINQ stops at the
+ * mark.  -1 with errno EPIPE when fd is no longer established (a FIN
+ * came: it cannot enter a map). */
+static int sock_origin(int fd, uint64_t *written, uint64_t *consumed)
+{
+	int one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+	for (int i = 0; i < 8; i++) {
+		struct tcp_info a, b;
+		socklen_t la = sizeof(a), lb = sizeof(b);
+		int inq, outq;
+
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &a, &la) < 0 ||
+		    ioctl(fd, SIOCINQ, &inq) < 0 ||
+		    ioctl(fd, SIOCOUTQ, &outq) < 0 ||
+		    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &b, &lb) < 0)
+			return -1;
+		if (a.tcpi_state != SOCKMAP_TCP_ESTABLISHED ||
+		    b.tcpi_state != SOCKMAP_TCP_ESTABLISHED) {
+			errno = EPIPE;
+			return -1;
+		}
+		if (a.tcpi_bytes_received == b.tcpi_bytes_received &&
+		    inq >= 0 && (uint64_t)inq <= a.tcpi_bytes_received) {
+			*written = b.tcpi_bytes_acked + (uint64_t)outq;
+			*consumed = a.tcpi_bytes_received - (uint64_t)inq;
+			return 0;
+		}
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
 /* Steps 1..3 for the pair; on failure, undoes what it did (the steps
  * before 3b never moved data). */
 int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
@@ -304,11 +346,11 @@ int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b)
 	const struct sockmap_user u0 = {.done = 0, .read = 0};
 	v[0] = (struct sockmap_peer){.peer = p->cookie[1]};
 	v[1] = (struct sockmap_peer){.peer = p->cookie[0]};
-	uint64_t wb, wa;
-	if (sockmap_written(b, &wb) < 0 || sockmap_written(a, &wa) < 0)
-		return -1;
-	v[0].wbase = wb;
-	v[1].wbase = wa;
+	for (int i = 0; i < 2; i++)
+		if (sock_origin(p->fd[i], &p->wbase[i], &p->rbase[i]) < 0)
+			return -1;
+	v[0].wbase = p->wbase[1];
+	v[1].wbase = p->wbase[0];
 	p->held[0] = p->held[1] = false;
 	for (int i = 0; i < 2; i++, step++)
 		if (bpf_map_update_elem(sm->user, &p->cookie[i], &u0, BPF_ANY) <
@@ -513,36 +555,6 @@ int sockmap_received(int fd, uint64_t *bytes)
 		return -1;
 	*bytes = ti.tcpi_bytes_received;
 	return 0;
-}
-
-int sockmap_consumed(int fd, uint64_t *bytes)
-{
-	/* Two readings apart from one another; data arriving between them
-	 * shows as a change of bytes_received: read again. */
-	for (int i = 0; i < 8; i++) {
-		struct tcp_info a, b;
-		socklen_t la = sizeof(a), lb = sizeof(b);
-		int inq;
-
-		memset(&a, 0, sizeof(a));
-		memset(&b, 0, sizeof(b));
-		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &a, &la) < 0 ||
-		    ioctl(fd, SIOCINQ, &inq) < 0 ||
-		    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &b, &lb) < 0)
-			return -1;
-		if (a.tcpi_state != SOCKMAP_TCP_ESTABLISHED ||
-		    b.tcpi_state != SOCKMAP_TCP_ESTABLISHED) {
-			errno = EPIPE; /* a FIN came: inq would count it */
-			return -1;
-		}
-		if (a.tcpi_bytes_received == b.tcpi_bytes_received &&
-		    inq >= 0 && (uint64_t)inq <= a.tcpi_bytes_received) {
-			*bytes = a.tcpi_bytes_received - (uint64_t)inq;
-			return 0;
-		}
-	}
-	errno = EAGAIN;
-	return -1;
 }
 
 int sockmap_written(int fd, uint64_t *bytes)

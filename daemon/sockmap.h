@@ -80,6 +80,10 @@ struct sockmap_pair {
 		int side;
 		struct sockmap_pair_slot *next; /* cookie hash chain */
 	} slot[2]; /* the epoll registrations' data, the hash's nodes */
+	/* Set by sockmap_add before either socket enters a map: what was
+	 * written into each socket's stream (sockmap_written) and what it
+	 * received and its owner read (the program never sees that). */
+	uint64_t wbase[2], rbase[2];
 	bool added;
 	bool held[2]; /* watched for EPOLLIN: the program held data back */
 	/* Half-closed before it could enter sg_src (the kernel takes only
@@ -107,8 +111,9 @@ void sockmap_process(struct sockmap *sm);
  * (p->outside[side]: its data waits in its queue for the owner) while
  * the other side is relayed.  Returns 0; or -1 with
  * errno and nothing left in the maps (the caller may relay the pair
- * otherwise); or -2 with errno when one socket was already handed to the
- * kernel (data may be in flight: the pair can only be ended). */
+ * otherwise; EPIPE: one already half-closed); or -2 with errno when one socket
+ * was already handed to the kernel (data may be in flight: the pair can only be
+ * ended). */
 int sockmap_add(struct sockmap *sm, struct sockmap_pair *p, int a, int b);
 /* Takes the pair out of the maps and the epoll set; idempotent.  Data
  * the kernel holds for a socket leaving the maps is dropped: remove a
@@ -133,10 +138,6 @@ int sockmap_written(int fd, uint64_t *bytes);
 /* Bytes fd received in order so far (TCP_INFO bytes_received: a FIN
  * counts one); -1 on error. */
 int sockmap_received(int fd, uint64_t *bytes);
-/* Bytes fd received that its owner already read: what the program will
- * never see.  Only for a socket in no map yet; -1 with errno (EPIPE when
- * fd is no longer established: it cannot enter a map). */
-int sockmap_consumed(int fd, uint64_t *bytes);
 /* Makes the kernel run fd's data-ready hook now (the program over what
  * its queue holds), without reading: SO_RCVLOWAT 1, whose setter calls
  * it. */

@@ -160,24 +160,27 @@ def socks(proxy, port, extra=b"", timeout=10):
     return s
 
 
+def read_all(s, chunk=65536):
+    """Reads until EOF; returns it all."""
+    out = []
+    while True:
+        d = s.recv(chunk)
+        if not d:
+            return b"".join(out)
+        out.append(d)
+
+
 def exchange(s, data):
     """Sends data then FIN while reading; returns all read until EOF."""
     out = []
-
-    def rd():
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out.append(d)
-    t = threading.Thread(target=rd)
+    t = threading.Thread(target=lambda: out.append(read_all(s)))
     t.start()
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)
     t.join(30)
     if t.is_alive():
         raise SystemExit("no EOF within 30 s")
-    return b"".join(out)
+    return out[0]
 
 
 def client(proxy, case, args):
@@ -233,14 +236,8 @@ def client(proxy, case, args):
             s = socks(proxy, 7104)
             # The relay is in place once the reply came: ask only now.
             s.sendall(b"%d\n" % n)
-            got = []
             s.settimeout(30)
-            while True:
-                d = s.recv(262144)
-                if not d:
-                    break
-                got.append(d)
-            got = b"".join(got)
+            got = read_all(s, 262144)
             s.close()
             if got != pattern(n, 4):
                 short.append("%d: %d of %d bytes%s" % (i, len(got), n, "" if len(got) != n else " (differ)"))
@@ -280,12 +277,7 @@ def client(proxy, case, args):
         while sent < n:
             sent += s.send(buf[: min(len(buf), n - sent)])
         s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            d = s.recv(100)
-            if not d:
-                break
-            got += d
+        got = read_all(s)
         if got != b"%d" % n:
             raise SystemExit("upload of %d bytes: the target counted %r" % (n, got))
     elif case == "stall":
